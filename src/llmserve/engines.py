@@ -1,0 +1,86 @@
+"""An offline vLLM engine (`vllm.LLM`) on the course model, as a context manager.
+
+    with offline_engine(kv_cache_gib=1) as llm:
+        outputs = llm.generate(prompts, SamplingParams(max_tokens=32))
+
+vLLM runs its engine core in a child process; leaving the `with` block shuts it
+down, also after an exception, so no engine process outlives the notebook cell.
+"""
+from __future__ import annotations
+
+import contextlib
+import gc
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from llmserve.assets import model_path
+from llmserve.config import config
+from llmserve.servers import OFFLINE_ENV
+
+
+@dataclass(frozen=True)
+class KVCacheReport:
+    """What the engine reports about its KV cache after start."""
+    block_size: int
+    num_blocks: int
+    capacity_tokens: int
+    cache_bytes: int
+
+
+def kv_cache_report(llm) -> KVCacheReport:
+    cache = llm.llm_engine.vllm_config.cache_config
+    return KVCacheReport(block_size=cache.block_size, num_blocks=cache.num_gpu_blocks,
+                         capacity_tokens=cache.kv_cache_size_tokens,
+                         cache_bytes=cache.kv_cache_memory_bytes)
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def shutdown_engine(llm) -> None:
+    """Stop vLLM's engine-core process of an `LLM` and free its memory."""
+    engine = getattr(llm, "llm_engine", None)
+    core = getattr(engine, "engine_core", None)
+    if core is not None and hasattr(core, "shutdown"):
+        core.shutdown()
+    gc.collect()
+
+
+@contextlib.contextmanager
+def offline_engine(model: str | Path | None = None, *, kv_cache_gib: float = 1.0,
+                   max_model_len: int = 2048, enforce_eager: bool = True, dtype: str | None = None,
+                   **llm_kwargs):
+    """Yield a `vllm.LLM` on the course model; shut its engine down on exit.
+
+    `kv_cache_gib` sets VLLM_CPU_KVCACHE_SPACE (the CPU KV-cache size in GiB) on CPU;
+    on a GPU vLLM sizes the cache from gpu_memory_utilization instead.
+    """
+    model = str(model or model_path())
+    dtype = dtype or ("auto" if config().profile == "gpu" else "float32")
+    env = {**OFFLINE_ENV, "VLLM_CPU_KVCACHE_SPACE": f"{kv_cache_gib:g}"}
+    with _environment(env):
+        from vllm import LLM
+        began = time.perf_counter()
+        llm = LLM(model=model, dtype=dtype, max_model_len=max_model_len, enforce_eager=enforce_eager,
+                  **llm_kwargs)
+        llm.startup_seconds = time.perf_counter() - began
+    try:
+        yield llm
+    finally:
+        shutdown_engine(llm)
+        del llm
+        gc.collect()
