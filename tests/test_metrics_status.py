@@ -32,7 +32,10 @@ JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="py
 
 def test_status_is_generated_from_junit(tmp_path: Path):
     (tmp_path / "notebooks.xml").write_text(JUNIT)
-    text = render(tmp_path, now=dt.datetime(2026, 11, 23, 12, 0), profile="ci")
+    known = ["02-Labs/vLLM_Track/Lab-2.1-vLLM_Deployment/01-Setup_and_Installation.ipynb",
+             "02-Labs/Triton_Track/Lab-2.1-Triton_Server_Basics/01-Setup_and_Installation.ipynb",
+             "02-Labs/Triton_Track/Lab-2.1-Triton_Server_Basics/02-Model_Repository_Design.ipynb"]
+    text = render(tmp_path, now=dt.datetime(2026, 11, 23, 12, 0), profile="ci", notebooks_known=known)
     assert "2026-11-23 12:00" in text and "profile `ci`" in text
     assert "| vLLM_Track/Lab-2.1-vLLM_Deployment | 1 | 1 | 95 |" in text
     assert "| Triton_Track/Lab-2.1-Triton_Server_Basics | 1 | 2 | 50 |" in text

@@ -10,8 +10,16 @@ import pytest
 import requests
 
 from llmserve.assets import AssetError
-from llmserve.servers import (ManagedServer, PortInUseError, PrometheusServer, ServerStartError,
-                              TritonServer, VLLMServer, free_port, port_is_free)
+from llmserve.servers import (
+    ManagedServer,
+    PortInUseError,
+    PrometheusServer,
+    ServerStartError,
+    TritonServer,
+    VLLMServer,
+    free_port,
+    port_is_free,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 TRITON_FIXTURE = Path(__file__).parent / "fixtures" / "triton_repo"

@@ -8,13 +8,15 @@ down, also after an exception, so no engine process outlives the notebook cell.
 """
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import gc
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from llmserve.assets import model_path
 from llmserve.config import config
@@ -78,9 +80,15 @@ def offline_engine(model: str | Path | None = None, *, kv_cache_gib: float = 1.0
         llm = LLM(model=model, dtype=dtype, max_model_len=max_model_len, enforce_eager=enforce_eager,
                   **llm_kwargs)
         llm.startup_seconds = time.perf_counter() - began
+    # Also stop the engine when the kernel exits with the block still open (a notebook
+    # abandoned halfway); if the kernel is killed, vLLM's engine process notices its
+    # parent is gone and exits on its own.
+    stop_at_exit = functools.partial(shutdown_engine, llm)
+    atexit.register(stop_at_exit)
     try:
         yield llm
     finally:
+        atexit.unregister(stop_at_exit)
         shutdown_engine(llm)
         del llm
         gc.collect()

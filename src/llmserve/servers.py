@@ -17,6 +17,7 @@ import atexit
 import contextlib
 import ctypes
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -24,8 +25,8 @@ import sys
 import sysconfig
 import tempfile
 import time
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
 
 import psutil
 import requests
@@ -40,6 +41,9 @@ SERVER_PROCESS_PATTERNS = ("tritonserver", "triton_python_backend_stub", "vllm.e
 # Environment for every engine: no model hub, no usage reporting.
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1",
                "DO_NOT_TRACK": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+_ERROR_LINE = re.compile(r"^E\d{4}|Error|error:|Traceback|Exception")
 
 
 class ServerStartError(RuntimeError):
@@ -73,7 +77,7 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-_LIVE: set["ManagedServer"] = set()
+_LIVE: set[ManagedServer] = set()
 
 
 def stop_all() -> None:
@@ -109,7 +113,7 @@ class ManagedServer:
         self.startup_seconds: float | None = None
 
     # -- lifecycle -----------------------------------------------------------------
-    def start(self) -> "ManagedServer":
+    def start(self) -> ManagedServer:
         for port in self.ports:
             if not port_is_free(port):
                 raise PortInUseError(
@@ -177,11 +181,19 @@ class ManagedServer:
         return self.process is not None and self.process.poll() is None
 
     def log_tail(self, lines: int = 25) -> str:
+        """The last lines of the server log, preceded by its error lines (often far above the end)."""
         try:
             text = self.log_path.read_text(errors="replace")
         except OSError:
             return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        all_lines = text.splitlines()
+        tail = all_lines[-lines:]
+        harmless = ("CudaDriverHelper", "NVML", "DCGM")  # Triton on a machine without a GPU
+        errors = [line for line in all_lines[:-lines] if _ERROR_LINE.search(line)
+                  and not any(h in line for h in harmless)][:10]
+        if errors:
+            return "\n".join(["[error lines]", *errors, "[last lines]", *tail])
+        return "\n".join(tail)
 
     def __enter__(self):
         return self.start()

@@ -44,25 +44,29 @@ def read_junit(path: Path) -> list[CaseResult]:
     return results
 
 
-def _notebook_path(case: CaseResult) -> str:
-    # nbmake reports classname like "02-Labs.vLLM_Track.Lab-2.1-vLLM_Deployment.01-Setup_and_Installation"
-    # and name like "01-Setup_and_Installation.ipynb"; rebuild a readable path.
-    parts = case.path.split(".")
-    if case.name.endswith(".ipynb") and len(parts) >= 3:
-        return "/".join(parts[:-1]) + "/" + case.name
-    return case.name
+def _notebook_path(case: CaseResult, known: list[str] | None = None) -> str:
+    """The notebook's path. JUnit writes the folder as a dotted classname (which is ambiguous
+    for folders like "Lab-2.1-..."), so match it against the notebooks that exist."""
+    name = case.name.split("::")[0]
+    for path in known or []:
+        folder, _, file = path.rpartition("/")
+        if file == name and case.path.replace("/", ".").endswith(folder.replace("/", ".")):
+            return path
+        if path.endswith(case.path) and case.path.endswith(".ipynb"):
+            return path
+    return f"{case.path.replace('.', '/')}/{name}" if case.path else name
 
 
 def _lab_of(notebook: str) -> str:
-    match = re.search(r"(vLLM_Track|Triton_Track)/(Lab-[^/]+)", notebook)
+    match = re.search(r"(vLLM_Track|Triton_Track)/(Lab-\d\.\d-[^/]+)", notebook)
     return f"{match.group(1)}/{match.group(2)}" if match else "other"
 
 
-def _merge(cases: list[CaseResult]) -> dict[str, CaseResult]:
+def _merge(cases: list[CaseResult], known: list[str]) -> dict[str, CaseResult]:
     """One result per notebook: a teardown failure (leaked server) fails the notebook."""
     merged: dict[str, CaseResult] = {}
     for case in cases:
-        key = _notebook_path(case)
+        key = _notebook_path(case, known)
         if key in merged:
             prior = merged[key]
             prior.outcome = "failed" if "failed" in (prior.outcome, case.outcome) else prior.outcome
@@ -72,7 +76,13 @@ def _merge(cases: list[CaseResult]) -> dict[str, CaseResult]:
     return merged
 
 
-def render(results_dir: Path, now: dt.datetime | None = None, profile: str | None = None) -> str:
+def known_notebooks(root: Path) -> list[str]:
+    return sorted(str(p.relative_to(root)) for p in (root / "02-Labs").rglob("*.ipynb")
+                  if ".ipynb_checkpoints" not in p.parts)
+
+
+def render(results_dir: Path, now: dt.datetime | None = None, profile: str | None = None,
+           notebooks_known: list[str] | None = None) -> str:
     now = now or dt.datetime.now(dt.timezone.utc)
     profile = profile or detect_profile()
     sections = {name: results_dir / f"{name}.xml" for name in ("unit", "theory", "notebooks")}
@@ -95,7 +105,10 @@ def render(results_dir: Path, now: dt.datetime | None = None, profile: str | Non
     lines.append("")
     notebook_xml = sections["notebooks"]
     if notebook_xml.exists():
-        notebooks = _merge(read_junit(notebook_xml))
+        if notebooks_known is None:
+            from llmserve.config import REPO_ROOT
+            notebooks_known = known_notebooks(REPO_ROOT)
+        notebooks = _merge(read_junit(notebook_xml), notebooks_known)
         by_lab: dict[str, list[CaseResult]] = defaultdict(list)
         for case in notebooks.values():
             by_lab[_lab_of(case.path)].append(case)
