@@ -1,8 +1,8 @@
 """Repository-wide pytest hooks.
 
-After every notebook (nbmake item) no course server may be left running: a notebook
-that leaks one fails, and the leaked processes are killed so the next notebook
-starts clean.
+After every notebook (nbmake item) no course server it started may be left running: a
+notebook that leaks one fails, and the leaked processes are killed so the next notebook
+starts clean. Servers already running before the notebook started are not its doing.
 """
 from __future__ import annotations
 
@@ -12,26 +12,40 @@ import time
 
 import pytest
 
+_before: dict[str, set[str]] = {}
 
-def _leaked_servers() -> list[str]:
+
+def _server_processes() -> set[str]:
     from llmserve.servers import find_server_processes
-    return find_server_processes()
+    return set(find_server_processes())
+
+
+def _is_notebook(item) -> bool:
+    return str(item.fspath).endswith(".ipynb")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    if _is_notebook(item):
+        _before[item.nodeid] = _server_processes()
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item, nextitem):
     yield
-    if not str(item.fspath).endswith(".ipynb"):
+    if not _is_notebook(item):
         return
+    before = _before.pop(item.nodeid, set())
     deadline = time.monotonic() + 20  # servers get a moment to finish their own shutdown
-    leaked = _leaked_servers()
+    leaked = _server_processes() - before
     while leaked and time.monotonic() < deadline:
         time.sleep(0.5)
-        leaked = _leaked_servers()
+        leaked = _server_processes() - before
     if leaked:
         for line in leaked:
             try:
                 os.kill(int(line.split(":", 1)[0]), signal.SIGKILL)
             except (ProcessLookupError, ValueError):
                 pass
-        pytest.fail(f"{item.name} left server processes running:\n" + "\n".join(leaked), pytrace=False)
+        pytest.fail(f"{item.name} left server processes running:\n" + "\n".join(sorted(leaked)),
+                    pytrace=False)

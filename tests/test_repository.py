@@ -55,3 +55,10 @@ def test_notebook_hygiene(path):
 @pytest.mark.parametrize("lab", sorted({p.parent for p in NOTEBOOKS}), ids=lambda p: p.name)
 def test_every_lab_has_a_readme(lab):
     assert (lab / "README.md").exists()
+
+
+def test_python_code_passes_ruff():
+    exe = shutil.which("ruff", path=str(Path(sys.executable).parent))
+    result = subprocess.run([exe, "check", "src", "tests", "conftest.py", "tools", "00-Course_Setup"],
+                            capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout

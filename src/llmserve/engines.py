@@ -13,10 +13,15 @@ import contextlib
 import functools
 import gc
 import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import psutil
 
 from llmserve.assets import model_path
 from llmserve.config import config
@@ -53,6 +58,19 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = old
 
 
+def _child_pids() -> set[int]:
+    return {c.pid for c in psutil.Process().children(recursive=False)}
+
+
+def _start_watchdog(existing: set[int]) -> subprocess.Popen | None:
+    """Start llmserve.watchdog over the engine's child processes (see its docstring)."""
+    children = sorted(_child_pids() - existing)
+    if not children:
+        return None
+    return subprocess.Popen([sys.executable, "-m", "llmserve.watchdog", str(os.getpid()),
+                             *map(str, children)], stdin=subprocess.DEVNULL)
+
+
 def shutdown_engine(llm) -> None:
     """Stop vLLM's engine-core process of an `LLM` and free its memory."""
     engine = getattr(llm, "llm_engine", None)
@@ -76,19 +94,24 @@ def offline_engine(model: str | Path | None = None, *, kv_cache_gib: float = 1.0
     env = {**OFFLINE_ENV, "VLLM_CPU_KVCACHE_SPACE": f"{kv_cache_gib:g}"}
     with _environment(env):
         from vllm import LLM
+        existing_children = _child_pids()
         began = time.perf_counter()
         llm = LLM(model=model, dtype=dtype, max_model_len=max_model_len, enforce_eager=enforce_eager,
                   **llm_kwargs)
         llm.startup_seconds = time.perf_counter() - began
-    # Also stop the engine when the kernel exits with the block still open (a notebook
-    # abandoned halfway); if the kernel is killed, vLLM's engine process notices its
-    # parent is gone and exits on its own.
+    # Stop the engine when the kernel exits with the block still open (atexit), and when
+    # the kernel is killed outright: vLLM's engine processes would outlive it (seen with
+    # vllm-cpu 0.32), so a watchdog kills them then.
+    watchdog = _start_watchdog(existing_children)
     stop_at_exit = functools.partial(shutdown_engine, llm)
     atexit.register(stop_at_exit)
     try:
         yield llm
     finally:
         atexit.unregister(stop_at_exit)
+        if watchdog is not None:
+            watchdog.send_signal(signal.SIGUSR1)
+            watchdog.wait(timeout=10)
         shutdown_engine(llm)
         del llm
         gc.collect()

@@ -84,8 +84,13 @@ def left_pad(prompt_ids: Sequence[Sequence[int]], pad_id: int):
 
 
 def hf_generate(model, tokenizer, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int,
-                batch_size: int = 1, method: str | None = None, keep_text: bool = False) -> GenerationRun:
-    """Greedy-generate exactly `max_new_tokens` per prompt, `batch_size` prompts per `generate` call."""
+                batch_size: int = 1, method: str | None = None, keep_text: bool = False,
+                progress: bool = False) -> GenerationRun:
+    """Greedy-generate exactly `max_new_tokens` per prompt, `batch_size` prompts per `generate` call.
+
+    All requests count as arrived at the start: a request's completion time includes the
+    time it waited for earlier batches. `progress=True` shows a tqdm bar over the batches.
+    """
     import torch
 
     if batch_size < 1 or max_new_tokens < 1 or not prompt_ids:
@@ -95,7 +100,11 @@ def hf_generate(model, tokenizer, prompt_ids: Sequence[Sequence[int]], max_new_t
     completion, texts, generated = [], [], 0
     began = time.perf_counter()
     with torch.inference_mode():
-        for start in range(0, len(prompt_ids), batch_size):
+        starts = range(0, len(prompt_ids), batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+            starts = tqdm(starts, desc=method or f"transformers, batch {batch_size}")
+        for start in starts:
             chunk = prompt_ids[start:start + batch_size]
             input_ids, mask = left_pad(chunk, pad_id)
             out = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device),
