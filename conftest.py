@@ -9,15 +9,19 @@ from __future__ import annotations
 import os
 import signal
 import time
+import uuid
 
 import pytest
 
 _before: dict[str, set[str]] = {}
+# Every kernel, and so every server a notebook starts, inherits this marker.
+os.environ.setdefault("LLMSERVE_TEST_RUN", uuid.uuid4().hex)
+_MARKER = f"LLMSERVE_TEST_RUN={os.environ['LLMSERVE_TEST_RUN']}"
 
 
 def _server_processes() -> set[str]:
     from llmserve.servers import find_server_processes
-    return set(find_server_processes())
+    return set(find_server_processes(_MARKER))
 
 
 def _is_notebook(item) -> bool:

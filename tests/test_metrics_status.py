@@ -23,10 +23,10 @@ def test_parse_and_total():
 
 
 JUNIT = """<?xml version="1.0" encoding="utf-8"?><testsuites><testsuite name="pytest" tests="3">
-<testcase classname="02-Labs.vLLM_Track.Lab-2.1-vLLM_Deployment" name="01-Setup_and_Installation.ipynb" time="95.2"/>
-<testcase classname="02-Labs.Triton_Track.Lab-2.1-Triton_Server_Basics" name="01-Setup_and_Installation.ipynb" time="30.1">
+<testcase classname="02-Labs.vLLM_Track.Lab-2.1-vLLM_Deployment.01-Setup_and_Installation.ipynb" name="01-Setup_and_Installation.ipynb" time="95.2"/>
+<testcase classname="02-Labs.Triton_Track.Lab-2.1-Triton_Server_Basics.01-Setup_and_Installation.ipynb" name="01-Setup_and_Installation.ipynb" time="30.1">
 <failure message="boom"/></testcase>
-<testcase classname="02-Labs.Triton_Track.Lab-2.1-Triton_Server_Basics" name="02-Model_Repository_Design.ipynb" time="20"/>
+<testcase classname="02-Labs.Triton_Track.Lab-2.1-Triton_Server_Basics.02-Model_Repository_Design.ipynb" name="02-Model_Repository_Design.ipynb" time="20"/>
 </testsuite></testsuites>"""
 
 

@@ -369,11 +369,23 @@ class PrometheusServer(ManagedServer):
         return reply["data"]["result"]
 
 
-def find_server_processes() -> list[str]:
-    """Command lines of course-server processes running on this machine (leak check)."""
+def find_server_processes(env_marker: str | None = None) -> list[str]:
+    """Command lines of course-server processes running on this machine (leak check).
+
+    With `env_marker` ("NAME=value"), only processes whose environment carries it: the
+    test harness marks its own runs so it never blames (or kills) someone else's server.
+    """
     found = []
     for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmdline = " ".join(proc.info.get("cmdline") or [])
-        if any(pattern in cmdline for pattern in SERVER_PROCESS_PATTERNS) and "pytest" not in cmdline:
-            found.append(f"{proc.info['pid']}: {cmdline[:160]}")
+        cmdline = " ".join(proc.info.get("cmdline") or []).strip()
+        if not any(pattern in cmdline for pattern in SERVER_PROCESS_PATTERNS) or "pytest" in cmdline:
+            continue
+        if env_marker:
+            key, _, value = env_marker.partition("=")
+            try:
+                if proc.environ().get(key) != value:
+                    continue
+            except psutil.Error:
+                continue
+        found.append(f"{proc.info['pid']}: {cmdline[:160]}")
     return found

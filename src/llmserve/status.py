@@ -45,16 +45,12 @@ def read_junit(path: Path) -> list[CaseResult]:
 
 
 def _notebook_path(case: CaseResult, known: list[str] | None = None) -> str:
-    """The notebook's path. JUnit writes the folder as a dotted classname (which is ambiguous
-    for folders like "Lab-2.1-..."), so match it against the notebooks that exist."""
-    name = case.name.split("::")[0]
+    """The notebook's path. nbmake's JUnit classname is the path with "/" written as "."
+    (ambiguous for folders like "Lab-2.1-..."), so match it against the notebooks that exist."""
     for path in known or []:
-        folder, _, file = path.rpartition("/")
-        if file == name and case.path.replace("/", ".").endswith(folder.replace("/", ".")):
+        if path.replace("/", ".") == case.path:
             return path
-        if path.endswith(case.path) and case.path.endswith(".ipynb"):
-            return path
-    return f"{case.path.replace('.', '/')}/{name}" if case.path else name
+    return case.path or case.name
 
 
 def _lab_of(notebook: str) -> str:
