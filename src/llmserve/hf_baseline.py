@@ -45,14 +45,18 @@ class GenerationRun:
         return sum(self.completion_s) / len(self.completion_s)
 
 
-def load_model(path: str | Path | None = None, dtype=None):
-    """(model, tokenizer) of the course model with transformers, in eval mode, fp32 by default."""
+def load_model(path: str | Path | None = None, dtype=None, device: str | None = None):
+    """(model, tokenizer) of the course model with transformers, in eval mode, fp32 by default.
+
+    The model goes to CUDA when it is available (as vLLM does), else stays on the CPU.
+    """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     path = str(path or model_path())
     tokenizer = AutoTokenizer.from_pretrained(path)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
+    model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.eval()
     return model, tokenizer
 
