@@ -71,7 +71,48 @@ WORKLOADS: dict[str, dict[str, int]] = {
     "cpu": {"num_prompts": 32, "max_new_tokens": 64, "load_requests": 64, "concurrency": 8, "repeats": 3},
     "gpu": {"num_prompts": 256, "max_new_tokens": 128, "load_requests": 512, "concurrency": 64, "repeats": 5},
 }
+# vLLM Lab 2.2 · 01 (KV cache) and 02 (speculative decoding).
+_LAB22_KV_SPEC = {
+    "ci": {"kv_requests": 12, "kv_max_tokens": 192, "spec_prompts": 1, "spec_new_tokens": 32,
+           "ngram_prompts": 3, "ngram_max_tokens": 80},
+    "cpu": {"kv_requests": 32, "kv_max_tokens": 384, "spec_prompts": 6, "spec_new_tokens": 96,
+            "ngram_prompts": 16, "ngram_max_tokens": 160},
+    "gpu": {"kv_requests": 256, "kv_max_tokens": 512, "spec_prompts": 16, "spec_new_tokens": 128,
+            "ngram_prompts": 64, "ngram_max_tokens": 256},
+}
+for _profile, _sizes in _LAB22_KV_SPEC.items():
+    WORKLOADS[_profile].update(_sizes)
+# Triton Lab 2.1 · 04 (monitoring): seconds of load while Prometheus scrapes every second.
+for _profile, _seconds in {"ci": 30, "cpu": 60, "gpu": 120}.items():
+    WORKLOADS[_profile]["monitor_seconds"] = _seconds
+# Triton Lab 2.2 · 02 (A/B test): requests sent through the traffic split.
+for _profile, _requests in {"ci": 120, "cpu": 400, "gpu": 2000}.items():
+    WORKLOADS[_profile]["ab_requests"] = _requests
+# Triton Lab 2.2 · 03 (lifecycle) and 04 (advanced configuration): seconds of load per run,
+# canary requests per rollout stage.
+_LAB22_TRITON = {
+    "ci": {"reload_seconds": 16, "canary_min_requests": 40, "advanced_seconds": 4},
+    "cpu": {"reload_seconds": 20, "canary_min_requests": 60, "advanced_seconds": 8},
+    "gpu": {"reload_seconds": 30, "canary_min_requests": 200, "advanced_seconds": 15},
+}
+for _profile, _sizes in _LAB22_TRITON.items():
+    WORKLOADS[_profile].update(_sizes)
 
+
+# vLLM Lab 2.2 · 03 (quantization) and 04 (optimization matrix): evaluation tokens for perplexity,
+# window length (stride = half of it), new tokens for batch-1 decode speed; 04's shared-prefix
+# requests and new tokens, and whether the compiled-engine row runs (1) or is skipped (0) -
+# a compiled vLLM engine takes 100-170 s to start on a 2-core CPU.
+_LAB22_QUANT_OPT = {
+    "ci": {"ppl_tokens": 256, "ppl_window": 128, "quant_decode_tokens": 8,
+           "opt_prompts": 8, "opt_new_tokens": 32, "opt_compiled": 0},
+    "cpu": {"ppl_tokens": 1024, "ppl_window": 256, "quant_decode_tokens": 32,
+            "opt_prompts": 32, "opt_new_tokens": 64, "opt_compiled": 1},
+    "gpu": {"ppl_tokens": 8192, "ppl_window": 512, "quant_decode_tokens": 64,
+            "opt_prompts": 256, "opt_new_tokens": 128, "opt_compiled": 1},
+}
+for _profile, _sizes in _LAB22_QUANT_OPT.items():
+    WORKLOADS[_profile].update(_sizes)
 
 @dataclass(frozen=True)
 class CourseConfig:
