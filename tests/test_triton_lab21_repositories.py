@@ -40,7 +40,9 @@ def _infer(client, model, arrays, output, version=""):
 
 
 def test_the_lab_has_exactly_these_repositories():
-    assert sorted(p.name for p in REPOSITORIES.iterdir() if p.is_dir()) == ["broken", "config_basics", "versions"]
+    # pytorch_deploy (notebooks 03 and 04) is tested in test_triton_lab21_pytorch_monitoring.py
+    assert sorted(p.name for p in REPOSITORIES.iterdir() if p.is_dir()) == ["broken", "config_basics",
+                                                                            "pytorch_deploy", "versions"]
     assert sorted(p.name for p in (REPOSITORIES / "broken").iterdir() if p.is_dir()) == sorted(BROKEN)
 
 
