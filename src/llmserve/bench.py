@@ -408,9 +408,12 @@ def plot_entry(entry: Entry, out_dir: Path) -> str | None:
         ax.set_ylabel("batch-1 decode tokens/s")
         ax.set_title(f"Batch-1 decode vs the ceiling: {s['bandwidth_gb_s']:.1f} GB/s / "
                      f"{s['bytes_per_token'] / 1e6:.0f} MB per token", fontsize=10)
-    elif entry.name in PLUGIN_PLOTS:
+    elif entry.name == "speculative_teaching":
         plt.close(fig)
-        return PLUGIN_PLOTS[entry.name](entry, out_dir)
+        return _plot_speculative_teaching(entry, out_dir)
+    elif entry.name == "quantization":
+        plt.close(fig)
+        return _plot_quantization(entry, out_dir)
     else:
         plt.close(fig)
         return None
@@ -424,7 +427,6 @@ def plot_entry(entry: Entry, out_dir: Path) -> str | None:
     return path.name
 
 
-PLUGIN_PLOTS: dict[str, Callable[[Entry, Path], str | None]] = {}
 
 
 # --------------------------------------------------------------------------- driver
@@ -516,7 +518,149 @@ def _jsonable(value):
     return str(value)
 
 
-PLUGINS: dict[str, Callable[[dict], Entry]] = {}
+def run_speculative_teaching(sizes: dict) -> Entry:
+    """The course's draft-then-verify implementation (llmserve.speculative) with transformers: the
+    target alone vs speculative decoding with an early-exit draft and with prompt lookup, greedy, on
+    the copy-the-passage prompts; every speculative output must equal the target's."""
+    from llmserve.formulas import speculative_speedup
+    from llmserve.hf_baseline import load_model
+    from llmserve.speculative import (
+        CausalLMScorer,
+        PromptLookupDraft,
+        autoregressive_generate,
+        first_layers_draft,
+        speculative_generate,
+    )
+    gamma, new_tokens = 4, sizes["new_tokens"]
+    model, tokenizer = load_model()
+    try:
+        prompts = [p["prompt_token_ids"] for p in _grounded_prompts(tokenizer, sizes)][:2]
+        eos = tokenizer.eos_token_id
+        target = CausalLMScorer(model)
+        autoregressive_generate(target, prompts[0], 4)  # warm-up
+        began = time.perf_counter()
+        reference = [autoregressive_generate(target, ids, new_tokens, eos_token_id=eos) for ids in prompts]
+        target_s = time.perf_counter() - began
+        step_s = target_s / sum(map(len, reference))
+        layers = model.config.num_hidden_layers
+        drafts = {f"early exit ({2 * layers // 3} of {layers} layers)":
+                  CausalLMScorer(first_layers_draft(model, 2 * layers // 3)),
+                  "prompt lookup": PromptLookupDraft(model.config.vocab_size, min_ngram=2, max_ngram=4)}
+        entry = Entry("speculative_teaching", "llmserve.speculative (draft, then verify with the target) on "
+                      f"transformers, greedy, gamma={gamma}, copy-the-passage prompts: target alone vs two drafts.")
+        entry.raw = {"gamma": gamma, "prompts": len(prompts), "new_tokens": new_tokens, "target_s": target_s,
+                     "target_tokens": sum(map(len, reference)), "drafts": {}}
+        for name, draft in drafts.items():
+            began = time.perf_counter()
+            results = [speculative_generate(target, draft, ids, new_tokens, gamma, eos_token_id=eos)
+                       for ids in prompts]
+            seconds = time.perf_counter() - began
+            identical = sum(tokens == want for (tokens, _), want in zip(results, reference, strict=True))
+            drafted = sum(st.drafted for _, st in results)
+            accepted = sum(st.accepted for _, st in results)
+            draft_s = sum(st.draft_seconds for _, st in results)
+            alpha = accepted / drafted if drafted else 0.0
+            c = (draft_s / drafted) / step_s if drafted else 0.0
+            entry.raw["drafts"][name] = {"seconds": seconds, "drafted": drafted, "accepted": accepted,
+                                         "draft_seconds": draft_s, "identical_outputs": identical}
+            key = "early_exit" if name.startswith("early") else "prompt_lookup"
+            entry.summary[f"{key}_alpha"] = alpha
+            entry.summary[f"{key}_speedup"] = target_s / seconds
+            entry.summary[f"{key}_theory_speedup"] = speculative_speedup(min(alpha, 0.999999), gamma, c)
+            if identical != len(prompts):
+                entry.error = f"{name}: only {identical}/{len(prompts)} outputs equal the target's greedy output"
+        return entry
+    finally:
+        del model
+        gc.collect()
+
+
+def run_quantization(sizes: dict) -> Entry:
+    """fp32 vs LLM.int8 vs NF4 with bitsandbytes: model memory, perplexity on the shipped text, batch-1
+    decode tokens/s (llmserve.quantization)."""
+    from transformers import AutoTokenizer
+
+    from llmserve.assets import model_path
+    from llmserve.quantization import (
+        decode_tokens_per_s,
+        encode_text,
+        load_variant,
+        perplexity,
+        read_eval_text,
+    )
+    tokenizer = AutoTokenizer.from_pretrained(model_path())
+    ids = encode_text(tokenizer, read_eval_text())[:4 * sizes["prefix_words"] // 3]
+    prompt = encode_text(tokenizer, "The history of the printing press")
+    entry = Entry("quantization", "The course model in fp32, LLM.int8 and NF4 (bitsandbytes): memory footprint, "
+                  f"perplexity on {len(ids)} tokens of the shipped public-domain text (windows of 256, stride 128), "
+                  "batch-1 decode tokens/s.")
+    for variant in ("fp32", "int8", "nf4"):
+        loaded = load_variant(variant)
+        try:
+            ppl = perplexity(loaded.model, ids, max_length=256, stride=128)
+            speed = decode_tokens_per_s(loaded.model, tokenizer, prompt, sizes["new_tokens"])
+            entry.raw[variant] = {"footprint_bytes": loaded.footprint_bytes, "rss_delta_bytes": loaded.rss_delta_bytes,
+                                  "load_seconds": loaded.load_seconds, "nll_sum": ppl.nll_sum,
+                                  "scored_tokens": ppl.scored_tokens, "perplexity_seconds": ppl.seconds,
+                                  "decode_tok_s": speed, "layer_types": loaded.layer_types}
+            entry.summary[f"{variant}_footprint_mib"] = loaded.footprint_mib
+            entry.summary[f"{variant}_perplexity"] = ppl.perplexity
+            entry.summary[f"{variant}_decode_tok_s"] = speed
+        finally:
+            del loaded
+            gc.collect()
+    for variant in ("int8", "nf4"):
+        entry.summary[f"{variant}_memory_ratio"] = (entry.summary[f"{variant}_footprint_mib"]
+                                                    / entry.summary["fp32_footprint_mib"])
+        entry.summary[f"{variant}_perplexity_delta"] = (entry.summary[f"{variant}_perplexity"]
+                                                        - entry.summary["fp32_perplexity"])
+    return entry
+
+
+def _plot_speculative_teaching(entry: Entry, out_dir: Path) -> str:
+    import matplotlib.pyplot as plt
+    s = entry.summary
+    fig, ax = plt.subplots(figsize=(6.4, 3.6))
+    names = ["early exit", "prompt lookup"]
+    measured = [s["early_exit_speedup"], s["prompt_lookup_speedup"]]
+    theory = [s["early_exit_theory_speedup"], s["prompt_lookup_theory_speedup"]]
+    xs = range(len(names))
+    b1 = ax.bar([x - 0.2 for x in xs], measured, 0.4, label="measured", color="#66c2a5")
+    b2 = ax.bar([x + 0.2 for x in xs], theory, 0.4, label="theory (measured alpha, c)", color="#8da0cb")
+    ax.bar_label(b1, fmt="%.2f", fontsize=8)
+    ax.bar_label(b2, fmt="%.2f", fontsize=8)
+    ax.axhline(1.0, color="grey", lw=0.8, ls="--")
+    ax.set_xticks(list(xs), [f"{n}\nalpha={s[k + '_alpha']:.2f}" for n, k in
+                             zip(names, ["early_exit", "prompt_lookup"], strict=True)])
+    ax.set_ylabel("speedup over the target alone")
+    ax.set_title(f"Draft-then-verify, gamma={entry.raw['gamma']} (greedy, copy task)", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(out_dir / "speculative_teaching.png", dpi=110)
+    plt.close(fig)
+    return "speculative_teaching.png"
+
+
+def _plot_quantization(entry: Entry, out_dir: Path) -> str:
+    import matplotlib.pyplot as plt
+    s = entry.summary
+    variants = ["fp32", "int8", "nf4"]
+    fig, axes = plt.subplots(1, 3, figsize=(9, 3.4))
+    for ax, key, label in zip(axes, ["footprint_mib", "perplexity", "decode_tok_s"],
+                              ["model memory (MiB)", "perplexity (lower is better)", "batch-1 decode tokens/s"],
+                              strict=True):
+        bars = ax.bar(variants, [s[f"{v}_{key}"] for v in variants], color=["#8da0cb", "#66c2a5", "#fc8d62"])
+        ax.bar_label(bars, fmt="%.3g", fontsize=8)
+        ax.set_title(label, fontsize=9)
+    fig.suptitle("Quantization with bitsandbytes on this machine", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out_dir / "quantization.png", dpi=110)
+    plt.close(fig)
+    return "quantization.png"
+
+
+PLUGINS: dict[str, Callable[[dict], Entry]] = {"speculative_teaching": run_speculative_teaching,
+                                               "quantization": run_quantization}
 
 
 def format_summary(results: dict) -> str:

@@ -4,6 +4,10 @@ the previous one has answered (the way a fixed pool of users behaves).
 The request itself is your function `call(i)`: one real request (tritonclient, requests, ...).
 It returns whatever you want to keep (or None) and raises on failure; every call is recorded
 with its start, end and outcome, so latencies, throughput and error rates come from the run.
+
+`call` runs in several threads at once: use a thread-safe client. `tritonclient.grpc` clients
+are; a `tritonclient.http` client (gevent-based) shared between threads fails with "greenlet.error:
+Cannot switch to a different thread", so give each thread its own (e.g. via `threading.local()`).
 """
 from __future__ import annotations
 
