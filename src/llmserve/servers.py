@@ -152,7 +152,13 @@ class ManagedServer:
             time.sleep(0.5)  # polling interval while waiting for the health endpoint
 
     def stop(self, grace: float = 15.0) -> None:
-        """End the whole process group: SIGTERM, then SIGKILL after `grace` seconds."""
+        """Stop the server, then make sure nothing of it is left.
+
+        SIGTERM goes to the server's main process first, so that it can shut down in order
+        (vLLM drains in-flight requests and then stops its engine; a group-wide SIGTERM would
+        kill the engine mid-request). After `grace` seconds the whole process group gets
+        SIGTERM, and anything still alive after that is killed.
+        """
         process, self.process = self.process, None
         _LIVE.discard(self)
         if process is None:
@@ -162,11 +168,14 @@ class ManagedServer:
         except psutil.Error:
             members = [process.pid]
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(process.pid, signal.SIGTERM)
+            os.kill(process.pid, signal.SIGTERM)
         try:
             process.wait(timeout=grace)
         except subprocess.TimeoutExpired:
-            pass
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=5)
         # Anything still alive (the group or a child that left it) is killed.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(process.pid, signal.SIGKILL)
