@@ -105,7 +105,7 @@ for _profile, _sizes in _LAB22_TRITON.items():
 # a compiled vLLM engine takes 100-170 s to start on a 2-core CPU.
 _LAB22_QUANT_OPT = {
     "ci": {"ppl_tokens": 256, "ppl_window": 128, "quant_decode_tokens": 8,
-           "opt_prompts": 8, "opt_new_tokens": 32, "opt_compiled": 0},
+           "opt_prompts": 6, "opt_new_tokens": 32, "opt_compiled": 0},
     "cpu": {"ppl_tokens": 1024, "ppl_window": 256, "quant_decode_tokens": 32,
             "opt_prompts": 32, "opt_new_tokens": 64, "opt_compiled": 1},
     "gpu": {"ppl_tokens": 8192, "ppl_window": 512, "quant_decode_tokens": 64,
