@@ -19,23 +19,21 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from llmserve.formulas import percentile
+
 
 def percentiles(values: Iterable[float], ps: Sequence[float] = (50, 90, 99)) -> dict[float, float]:
-    """Percentiles by linear interpolation between closest ranks (numpy's default method).
+    """Percentiles by linear interpolation (numpy's default method), via `formulas.percentile`.
 
     Raises ValueError on an empty sequence: a percentile of nothing is not zero.
     """
-    data = sorted(values)
+    data = list(values)
     if not data:
         raise ValueError("percentiles of an empty sequence are undefined (no successful requests?)")
-    result = {}
     for p in ps:
         if not 0 <= p <= 100:
             raise ValueError(f"percentile {p} is outside 0..100")
-        rank = (len(data) - 1) * p / 100
-        low, high = math.floor(rank), math.ceil(rank)
-        result[p] = data[low] + (data[high] - data[low]) * (rank - low)
-    return result
+    return {p: percentile(data, p) for p in ps}
 
 
 @dataclass
