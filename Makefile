@@ -8,10 +8,10 @@ NOTEBOOK_TIMEOUT ?= 300
 LAB_PORT ?= 8888
 export COURSE_PROFILE ?=
 
-.PHONY: help setup setup-system lab test unit docs notebooks check status bench clean clean-cache
+.PHONY: help setup setup-system lab test unit servers docs notebooks nbclean check status bench clean clean-cache
 
 help:
-	@echo "make lab | test | setup | setup-system | check | status | bench | clean"
+	@echo "make lab | test | unit | servers | setup | setup-system | check | status | bench | nbclean | clean"
 
 setup:
 	@bash 00-Course_Setup/setup.sh
@@ -27,13 +27,19 @@ lab: setup
 test: setup
 	@mkdir -p $(RESULTS); rm -f $(RESULTS)/*.xml; status=0; \
 	$(MAKE) --no-print-directory unit || status=1; \
+	$(MAKE) --no-print-directory servers || status=1; \
 	$(MAKE) --no-print-directory docs || status=1; \
 	$(MAKE) --no-print-directory notebooks || status=1; \
 	$(MAKE) --no-print-directory status; \
 	exit $$status
 
+# Tests that start no server (under a minute): run them on every change.
 unit:
-	$(PY) -m pytest tests -q --junitxml=$(RESULTS)/unit.xml
+	$(PY) -m pytest tests -q -m "not server" --junitxml=$(RESULTS)/unit.xml
+
+# Tests against real servers (Triton, vLLM, Prometheus): marked `server`.
+servers:
+	$(PY) -m pytest tests -q -m server --junitxml=$(RESULTS)/servers.xml
 
 docs:
 	$(PY) -m pytest --markdown-docs -q 01-Theory --junitxml=$(RESULTS)/theory.xml -p no:cacheprovider
@@ -42,11 +48,15 @@ notebooks:
 	COURSE_PROFILE=$${COURSE_PROFILE:-ci} $(PY) -m pytest --nbmake --nbmake-timeout=$(NOTEBOOK_TIMEOUT) \
 	  --nbmake-kernel=python3 -v 02-Labs --junitxml=$(RESULTS)/notebooks.xml -p no:cacheprovider
 
+# Strip outputs and normalise metadata of every notebook (the hygiene test asks for this).
+nbclean:
+	$(PY) -m llmserve.course.nbclean 02-Labs
+
 check:
-	@$(PY) -m llmserve.checks
+	@$(PY) -m llmserve.course.checks
 
 status:
-	@$(PY) -m llmserve.status $(RESULTS) CHAPTER_02_STATUS.md
+	@$(PY) -m llmserve.course.status $(RESULTS) CHAPTER_02_STATUS.md
 
 bench: setup
 	$(PY) -m llmserve.bench

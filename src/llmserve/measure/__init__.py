@@ -1,0 +1,1 @@
+"""measure: produces numbers against something running (load, Prometheus text, memory, baselines)."""

@@ -1,0 +1,129 @@
+"""A plain Hugging Face transformers baseline to measure serving engines against.
+
+Two ways of serving N requests with `model.generate`, timed on identical token ids:
+
+- the naive loop: one request at a time (`batch_size=1`);
+- static batching: requests grouped into fixed batches, left-padded to the longest
+  prompt of each batch; a batch finishes only when its last sequence does.
+
+Greedy decoding with `min_new_tokens == max_new_tokens`, so every request generates
+exactly `max_new_tokens` tokens and the comparison with vLLM (`ignore_eos=True`) is
+like for like.
+
+    model, tokenizer = load_model()
+    ids = chat_prompt_ids(tokenizer, ["What is the capital of France?"])
+    run = hf_generate(model, tokenizer, ids, max_new_tokens=32, batch_size=1)
+    print(run.tokens_per_s)
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from llmserve.course.assets import model_path
+
+
+@dataclass(frozen=True)
+class GenerationRun:
+    """Timing of one method serving a list of requests that all arrived at t = 0."""
+    method: str
+    batch_size: int
+    num_requests: int
+    generated_tokens: int
+    seconds: float
+    completion_s: tuple[float, ...]  # per request: seconds from the start until its output was ready
+    texts: tuple[str, ...] = ()
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self.generated_tokens / self.seconds
+
+    @property
+    def mean_completion_s(self) -> float:
+        return sum(self.completion_s) / len(self.completion_s)
+
+
+def load_model(path: str | Path | None = None, dtype=None, device: str | None = None):
+    """(model, tokenizer) of the course model with transformers, in eval mode, fp32 by default.
+
+    The model goes to CUDA when it is available (as vLLM does), else stays on the CPU.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    path = str(path or model_path())
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype or torch.float32)
+    model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model.eval()
+    return model, tokenizer
+
+
+def chat_prompt_ids(tokenizer, questions: Sequence[str]) -> list[list[int]]:
+    """Token ids of each question wrapped in the model's chat template (with the assistant cue)."""
+    return [list(tokenizer.apply_chat_template([{"role": "user", "content": q}], tokenize=True,
+                                               add_generation_prompt=True, return_dict=False))
+            for q in questions]
+
+
+def left_pad(prompt_ids: Sequence[Sequence[int]], pad_id: int):
+    """(input_ids, attention_mask) tensors, each row left-padded to the longest prompt.
+
+    Left padding keeps every prompt's last token in the last column, where
+    generation continues; the mask tells the model to ignore the pad slots.
+    """
+    import torch
+
+    width = max(len(ids) for ids in prompt_ids)
+    input_ids = torch.full((len(prompt_ids), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(prompt_ids), width), dtype=torch.long)
+    for row, ids in enumerate(prompt_ids):
+        if len(ids) == 0:
+            raise ValueError("empty prompt")
+        input_ids[row, width - len(ids):] = torch.tensor(list(ids), dtype=torch.long)
+        mask[row, width - len(ids):] = 1
+    return input_ids, mask
+
+
+def hf_generate(model, tokenizer, prompt_ids: Sequence[Sequence[int]], max_new_tokens: int,
+                batch_size: int = 1, method: str | None = None, keep_text: bool = False,
+                progress: bool = False) -> GenerationRun:
+    """Greedy-generate exactly `max_new_tokens` per prompt, `batch_size` prompts per `generate` call.
+
+    All requests count as arrived at the start: a request's completion time includes the
+    time it waited for earlier batches. `progress=True` shows a tqdm bar over the batches.
+    """
+    import torch
+
+    if batch_size < 1 or max_new_tokens < 1 or not prompt_ids:
+        raise ValueError("need batch_size >= 1, max_new_tokens >= 1 and at least one prompt")
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    device = next(model.parameters()).device
+    completion, texts, generated = [], [], 0
+    began = time.perf_counter()
+    with torch.inference_mode():
+        starts = range(0, len(prompt_ids), batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+            starts = tqdm(starts, desc=method or f"transformers, batch {batch_size}")
+        for start in starts:
+            chunk = prompt_ids[start:start + batch_size]
+            input_ids, mask = left_pad(chunk, pad_id)
+            out = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device),
+                                 do_sample=False, max_new_tokens=max_new_tokens,
+                                 min_new_tokens=max_new_tokens, pad_token_id=pad_id)
+            new = out[:, input_ids.shape[1]:]
+            if new.shape[1] != max_new_tokens:
+                raise RuntimeError(f"generated {new.shape[1]} tokens, expected {max_new_tokens}")
+            done = time.perf_counter() - began
+            generated += new.numel()
+            completion.extend([done] * len(chunk))
+            if keep_text:
+                texts.extend(tokenizer.batch_decode(new, skip_special_tokens=True))
+    seconds = time.perf_counter() - began
+    name = method or ("HF naive loop" if batch_size == 1 else f"HF static batch {batch_size}")
+    return GenerationRun(method=name, batch_size=batch_size, num_requests=len(prompt_ids),
+                         generated_tokens=generated, seconds=seconds, completion_s=tuple(completion),
+                         texts=tuple(texts))

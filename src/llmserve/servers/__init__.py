@@ -1,0 +1,26 @@
+"""servers: every process the course starts, each a context manager that is gone after `with`.
+
+The rule: anything with a lifecycle that must be stopped lives here, and holds the no-leak
+guarantee (own process group, parent-death signal, stop on exit and at interpreter exit).
+
+    from llmserve.servers import VLLMServer, TritonServer, PrometheusServer, offline_engine
+"""
+from llmserve.servers.base import (
+    OFFLINE_ENV,
+    ManagedServer,
+    PortInUseError,
+    ServerStartError,
+    find_server_processes,
+    free_port,
+    port_is_free,
+    stop_all,
+)
+from llmserve.servers.offline import KVCacheReport, kv_cache_report, offline_engine, shutdown_engine
+from llmserve.servers.prometheus import PrometheusServer, prometheus_binary
+from llmserve.servers.triton import TritonServer
+from llmserve.servers.vllm import VLLMServer
+
+__all__ = ["OFFLINE_ENV", "KVCacheReport", "ManagedServer", "PortInUseError", "PrometheusServer",
+           "ServerStartError", "TritonServer", "VLLMServer", "find_server_processes", "free_port",
+           "kv_cache_report", "offline_engine", "port_is_free", "prometheus_binary", "shutdown_engine",
+           "stop_all"]

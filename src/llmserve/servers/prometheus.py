@@ -1,0 +1,62 @@
+"""A real Prometheus (Debian's package) with a given configuration, as a context manager."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import requests
+
+from llmserve.servers.base import ManagedServer, ServerStartError, pick_port
+
+
+def prometheus_binary() -> str:
+    for candidate in ("prometheus", "/usr/bin/prometheus"):
+        found = candidate if os.path.isabs(candidate) and os.path.exists(candidate) else None
+        found = found or shutil.which(candidate)
+        if found:
+            return found
+    raise ServerStartError("Prometheus is not installed: run `make setup-system` (installs Debian's prometheus).")
+
+
+class PrometheusServer(ManagedServer):
+    """A real Prometheus with a given configuration (YAML text or file) and a temp TSDB."""
+
+    name = "prometheus"
+
+    def __init__(self, config_yaml: str | Path, *, port: int | None = None,
+                 rule_files: Sequence[str | Path] = (), start_timeout: float = 60.0, **kwargs):
+        binary = prometheus_binary()
+        self.workdir = Path(tempfile.mkdtemp(prefix="prometheus-"))
+        path = Path(config_yaml) if isinstance(config_yaml, Path) else None
+        text = path.read_text() if path else str(config_yaml)
+        self.config_file = self.workdir / "prometheus.yml"
+        self.config_file.write_text(text)
+        for rule in rule_files:
+            (self.workdir / Path(rule).name).write_text(Path(rule).read_text())
+        self.port = pick_port(port)
+        command = [binary, f"--config.file={self.config_file}",
+                   f"--storage.tsdb.path={self.workdir / 'data'}",
+                   f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle"]
+        super().__init__(command, health_url=f"http://127.0.0.1:{self.port}/-/ready", ports=[self.port],
+                         cwd=self.workdir, start_timeout=start_timeout, **kwargs)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def query(self, expr: str) -> list[dict]:
+        """Run an instant PromQL query; return the result vector."""
+        reply = requests.get(f"{self.base_url}/api/v1/query", params={"query": expr}, timeout=10).json()
+        if reply.get("status") != "success":
+            raise RuntimeError(f"PromQL query failed: {reply.get('error', reply)}")
+        return reply["data"]["result"]
+
+    def query_range(self, expr: str, start: float, end: float, step: float = 1.0) -> list[dict]:
+        reply = requests.get(f"{self.base_url}/api/v1/query_range",
+                             params={"query": expr, "start": start, "end": end, "step": step}, timeout=10).json()
+        if reply.get("status") != "success":
+            raise RuntimeError(f"PromQL query failed: {reply.get('error', reply)}")
+        return reply["data"]["result"]

