@@ -1,0 +1,16 @@
+"""triton_course_models: the logic that several Triton Python-backend models of the course share.
+
+It runs inside Triton's Python-backend stub (the `.venv-triton` environment, installed there by
+`00-Course_Setup/setup.sh`), so it imports only the standard library, numpy, torch, transformers and
+`triton_python_backend_utils` (the stub's `pb_utils`), never the rest of `llmserve`
+(tests/unit/triton_models/test_imports.py checks this).
+
+A model's `model.py` keeps its docstring and only what differs, e.g.
+
+    from triton_course_models.mlp import ResidualMLP
+
+    class TritonPythonModel(ResidualMLP):
+        depth = 4
+
+Triton Lab 2.1's models do not use this package: there the `TritonPythonModel` interface is the lesson.
+"""
