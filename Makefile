@@ -21,9 +21,14 @@ setup:
 setup-system:
 	@bash 00-Course_Setup/setup_system.sh
 
+# JupyterLab refuses to run as root without --allow-root (containers often run as root), so the
+# flag is passed only then. 00-Course_Setup/jupyter holds the course's Jupyter configuration
+# (the news pop-up is disabled).
+LAB_ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 lab: setup
 	@echo "JupyterLab: open the URL printed below (with its token). Ctrl-C stops it."
-	$(PY) -m jupyterlab --no-browser --ip=127.0.0.1 --port=$(LAB_PORT) --ServerApp.root_dir="$(CURDIR)"
+	JUPYTER_CONFIG_PATH="$(CURDIR)/00-Course_Setup/jupyter" $(PY) -m jupyterlab --no-browser --ip=127.0.0.1 \
+	  --port=$(LAB_PORT) --ServerApp.root_dir="$(CURDIR)" $(LAB_ROOT_FLAG)
 
 # The whole suite. Notebooks run in the `ci` profile unless COURSE_PROFILE says otherwise.
 test: setup
