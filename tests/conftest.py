@@ -1,0 +1,35 @@
+"""Test-suite rules.
+
+- A test that starts a course server (anything built on `ManagedServer`, or a vLLM engine) must
+  be marked `server`; `make unit` (`-m "not server"`) then really starts no server. An unmarked
+  test that tries fails with a message saying so. The stand-in processes of
+  tests/unit/servers/test_lifecycle.py are plain `ManagedServer`s and are allowed there.
+- Nothing under tests/unit may be marked `server`.
+"""
+import pytest
+
+from llmserve.servers import ManagedServer
+
+_LIFECYCLE_TESTS = "tests/unit/servers/test_lifecycle.py"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.get_closest_marker("server") and "/tests/unit/" in str(item.fspath):
+            raise pytest.UsageError(f"{item.nodeid}: tests under tests/unit must not start servers")
+
+
+@pytest.fixture(autouse=True)
+def _servers_only_in_server_tests(request, monkeypatch):
+    if request.node.get_closest_marker("server"):
+        return
+    original = ManagedServer.start
+    allowed_stand_ins = str(request.node.fspath).endswith(_LIFECYCLE_TESTS)
+
+    def guarded_start(self):
+        if type(self) is not ManagedServer or not allowed_stand_ins:
+            pytest.fail(f"{request.node.nodeid} starts a {type(self).__name__} but is not marked "
+                        "@pytest.mark.server (so `make unit` would start a server)", pytrace=False)
+        return original(self)
+
+    monkeypatch.setattr(ManagedServer, "start", guarded_start)
