@@ -83,3 +83,17 @@ def test_vllm_server_on_a_broken_model_fails_with_its_log(tmp_path):
         VLLMServer(model=folder, start_timeout=240).start()
     message = str(error.value)
     assert "exited with code" in message and "Last lines of its log" in message
+
+
+@pytest.mark.server
+def test_vllm_server_runs_one_engine_process_on_cpu_and_leaves_nothing():
+    with VLLMServer(max_model_len=512, start_timeout=300) as server:
+        names = [p.name() for p in psutil.Process(server.process.pid).children(recursive=True)]
+        members = [server.process.pid, *(p.pid for p in psutil.Process(server.process.pid).children(recursive=True))]
+        reply = server.openai_client().chat.completions.create(
+            model=server.served_model_name, max_tokens=12, temperature=0,
+            messages=[{"role": "user", "content": "What is the capital of France?"}])
+    assert server.single_engine_process
+    assert "VLLM::EngineCore" in names and "VLLM::Worker" not in names, names
+    assert "Paris" in reply.choices[0].message.content
+    assert not [pid for pid in members if _alive(pid)], "vLLM processes outlived the with block"
