@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import re
 import sys
-from pathlib import Path
 
 from llmserve.course.config import REPO_ROOT
 from llmserve.course.manifest import Lab, Manifest, manifest
