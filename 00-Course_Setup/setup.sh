@@ -72,9 +72,15 @@ else
     -r 00-Course_Setup/requirements-cpu.txt -e . || die "installing the course environment failed (see above)"
 fi
 
-say "3/6 Triton model environment (.venv-triton, numpy<2)"
+say "3/6 Triton model environment (.venv-triton, numpy<2, triton_course_models)"
 "${UV[@]}" --python .venv-triton/bin/python "${TORCH_SOURCES[@]}" "torch==${TORCH_CPU_VERSION}" \
   -r 00-Course_Setup/requirements-triton-env.txt || die "installing .venv-triton failed (see above)"
+# The thin model files from Triton Lab 2.2 on import src/triton_course_models. Triton's Python-backend
+# stub runs this environment's Python in isolated mode (PYTHONPATH is ignored) but reads its .pth
+# files, so an editable install of the repository (without its dependencies) puts src/ on its path.
+"${UV[@]}" --python .venv-triton/bin/python --no-deps -e . || die "installing triton_course_models into .venv-triton failed"
+.venv-triton/bin/python -I -c "import triton_course_models" \
+  || die ".venv-triton cannot import triton_course_models (see above)"
 
 say "4/6 pip check"
 .venv/bin/python -m pip check || die "the course environment has broken requirements (see above)"

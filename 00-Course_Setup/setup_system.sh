@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Debian packages the labs use: Prometheus (with promtool), nginx, Chromium. Needs root.
-# Services are not started: the course starts its own Prometheus per notebook.
+# Debian packages the labs use: Prometheus (with promtool), nginx, Chromium, Redis, and tcmalloc
+# for `make bench`. Needs root.
+# Services are not started: the course starts its own Prometheus (and Redis) per notebook.
 set -euo pipefail
 if [[ $(id -u) -ne 0 ]]; then
   echo "[setup-system] run as root (or: sudo make setup-system)" >&2; exit 1
@@ -9,10 +10,13 @@ missing=()
 { command -v prometheus >/dev/null && command -v promtool >/dev/null; } || missing+=(prometheus)
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
 command -v chromium >/dev/null || missing+=(chromium)
+command -v redis-server >/dev/null || missing+=(redis-server)
+# tcmalloc: vLLM's CPU guide recommends preloading it; `make bench` (cpu_levers) measures it.
+ldconfig -p | grep 'libtcmalloc_minimal\.so' >/dev/null || missing+=(libtcmalloc-minimal4)
 if [[ ${#missing[@]} -eq 0 ]]; then
-  echo "[setup-system] prometheus, nginx and chromium are installed"; exit 0
+  echo "[setup-system] prometheus, nginx, chromium, redis-server and libtcmalloc-minimal4 are installed"; exit 0
 fi
-# Keep package scripts from starting services (prometheus, nginx) on install.
+# Keep package scripts from starting services (prometheus, nginx, redis) on install.
 policy=/usr/sbin/policy-rc.d
 created_policy=0
 if [[ ! -e $policy ]]; then printf '#!/bin/sh\nexit 101\n' > $policy; chmod +x $policy; created_policy=1; fi
@@ -23,4 +27,5 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Stop anything a package started anyway.
 pkill -x prometheus 2>/dev/null || true
 pkill -x nginx 2>/dev/null || true
+pkill -x redis-server 2>/dev/null || true
 echo "[setup-system] installed: ${missing[*]}"

@@ -12,5 +12,10 @@ A model's `model.py` keeps its docstring and only what differs, e.g.
     class TritonPythonModel(ResidualMLP):
         depth = 4
 
+Modules: `common` (inputs, one response per request, HTTP 400 for a client mistake, 500 otherwise),
+`mlp` (the residual MLP of `advanced/mlp_*` and `lifecycle/scorer`), `sentiment` (zero-shot classifier of
+`classifier` and `sentiment`), `embedder`, `tokenizer`. Unit-tested without a server through a fake pb_utils
+(tests/unit/triton_models/).
+
 Triton Lab 2.1's models do not use this package: there the `TritonPythonModel` interface is the lesson.
 """

@@ -7,8 +7,16 @@ Two ways of serving N requests with `model.generate`, timed on identical token i
   prompt of each batch; a batch finishes only when its last sequence does.
 
 Greedy decoding with `min_new_tokens == max_new_tokens`, so every request generates
-exactly `max_new_tokens` tokens and the comparison with vLLM (`ignore_eos=True`) is
-like for like.
+exactly `max_new_tokens` tokens. `min_new_tokens` *masks* the end-of-sequence token until
+then (its logit is set to -inf, so the next most likely token is chosen). vLLM's like-for-like
+setting is `SamplingParams(min_tokens=n, max_tokens=n)`, which masks EOS the same way;
+`ignore_eos=True` is different: vLLM still emits EOS when it is the most likely token and
+generates on after it (`first_difference` finds where two outputs part).
+
+`static_schedule` times real static batching of requests that want *different* numbers of
+new tokens: each group is left-padded and decodes until its longest member is done, so
+finished members keep being computed (their extra tokens are thrown away), as in any padded
+static batch; a timestamp per decode step shows when each request's own answer was complete.
 
     model, tokenizer = load_model()
     ids = chat_prompt_ids(tokenizer, ["What is the capital of France?"])
@@ -35,6 +43,7 @@ class GenerationRun:
     seconds: float
     completion_s: tuple[float, ...]  # per request: seconds from the start until its output was ready
     texts: tuple[str, ...] = ()
+    token_ids: tuple[tuple[int, ...], ...] = ()  # per request, with keep_text=True
 
     @property
     def tokens_per_s(self) -> float:
@@ -93,7 +102,8 @@ def hf_generate(model, tokenizer, prompt_ids: Sequence[Sequence[int]], max_new_t
     """Greedy-generate exactly `max_new_tokens` per prompt, `batch_size` prompts per `generate` call.
 
     All requests count as arrived at the start: a request's completion time includes the
-    time it waited for earlier batches. `progress=True` shows a tqdm bar over the batches.
+    time it waited for earlier batches. `keep_text=True` keeps each answer's text and token ids.
+    `progress=True` shows a tqdm bar over the batches.
     """
     import torch
 
@@ -101,7 +111,7 @@ def hf_generate(model, tokenizer, prompt_ids: Sequence[Sequence[int]], max_new_t
         raise ValueError("need batch_size >= 1, max_new_tokens >= 1 and at least one prompt")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
-    completion, texts, generated = [], [], 0
+    completion, texts, ids, generated = [], [], [], 0
     began = time.perf_counter()
     with torch.inference_mode():
         starts = range(0, len(prompt_ids), batch_size)
@@ -122,8 +132,100 @@ def hf_generate(model, tokenizer, prompt_ids: Sequence[Sequence[int]], max_new_t
             completion.extend([done] * len(chunk))
             if keep_text:
                 texts.extend(tokenizer.batch_decode(new, skip_special_tokens=True))
+                ids.extend(tuple(row) for row in new.tolist())
     seconds = time.perf_counter() - began
     name = method or ("HF naive loop" if batch_size == 1 else f"HF static batch {batch_size}")
     return GenerationRun(method=name, batch_size=batch_size, num_requests=len(prompt_ids),
                          generated_tokens=generated, seconds=seconds, completion_s=tuple(completion),
-                         texts=tuple(texts))
+                         texts=tuple(texts), token_ids=tuple(ids))
+
+
+def first_difference(a: Sequence[int], b: Sequence[int]) -> int | None:
+    """Index of the first position where two token sequences differ (None if one is a prefix of the other)."""
+    for index, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return index
+    return None
+
+
+@dataclass(frozen=True)
+class ScheduledRequest:
+    """One request of a static schedule; times in seconds from the start of the schedule."""
+    index: int
+    group: int
+    new_tokens: int        # tokens the request wanted (its own answer)
+    started: float         # its group began (prefill starts)
+    first_token: float     # its first new token was ready (end of the group's prefill)
+    own_done: float        # its own last token was ready
+    returned: float        # its group ended: the answer is handed back only now
+
+
+@dataclass(frozen=True)
+class StaticSchedule:
+    """Real static batching, timed step by step (see `static_schedule`)."""
+    batch_size: int
+    seconds: float
+    requests: tuple[ScheduledRequest, ...]
+    prompt_slots: int      # prompt positions computed, padding included
+    pad_slots: int         # of those, pad tokens
+    decode_slots: int      # new-token positions computed: sum over groups of size x longest answer
+    useful_tokens: int     # of those, tokens some request asked for
+
+    @property
+    def discarded_tokens(self) -> int:
+        return self.decode_slots - self.useful_tokens
+
+
+def static_schedule(model, tokenizer, prompt_ids: Sequence[Sequence[int]], new_tokens: Sequence[int],
+                    batch_size: int) -> StaticSchedule:
+    """Serve requests the static way with transformers and time every decode step.
+
+    Requests are taken `batch_size` at a time in order; a group is left-padded to its longest
+    prompt and generates exactly max(new_tokens of the group) tokens for every member (greedy,
+    EOS masked), so a member that wanted fewer tokens keeps its slot and keeps being computed
+    until the group ends. The next group starts when the previous one is done. All requests
+    count as arrived at t = 0.
+    """
+    import torch
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    if batch_size < 1 or not prompt_ids or len(prompt_ids) != len(new_tokens) or min(new_tokens) < 1:
+        raise ValueError("need batch_size >= 1 and one positive new-token count per prompt")
+
+    class StepClock(StoppingCriteria):
+        """Never stops; records when each generated token of the batch was ready."""
+
+        def __init__(self):
+            self.times: list[float] = []
+
+        def __call__(self, input_ids, scores, **kwargs):
+            self.times.append(time.perf_counter())
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    device = next(model.parameters()).device
+    requests, prompt_slots, pad_slots, decode_slots = [], 0, 0, 0
+    began = time.perf_counter()
+    with torch.inference_mode():
+        for group, start in enumerate(range(0, len(prompt_ids), batch_size)):
+            chunk, wanted = prompt_ids[start:start + batch_size], list(new_tokens[start:start + batch_size])
+            longest = max(wanted)
+            input_ids, mask = left_pad(chunk, pad_id)
+            clock = StepClock()
+            group_start = time.perf_counter() - began
+            out = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device), do_sample=False,
+                                 max_new_tokens=longest, min_new_tokens=longest, pad_token_id=pad_id,
+                                 stopping_criteria=StoppingCriteriaList([clock]))
+            if out.shape[1] - input_ids.shape[1] != longest or len(clock.times) != longest:
+                raise RuntimeError(f"group {group}: expected {longest} decode steps")
+            steps = [t - began for t in clock.times]
+            for offset, n in enumerate(wanted):
+                requests.append(ScheduledRequest(index=start + offset, group=group, new_tokens=n,
+                                                 started=group_start, first_token=steps[0],
+                                                 own_done=steps[n - 1], returned=steps[-1]))
+            prompt_slots += input_ids.numel()
+            pad_slots += int((mask == 0).sum())
+            decode_slots += len(chunk) * longest
+    return StaticSchedule(batch_size=batch_size, seconds=time.perf_counter() - began, requests=tuple(requests),
+                          prompt_slots=prompt_slots, pad_slots=pad_slots, decode_slots=decode_slots,
+                          useful_tokens=sum(new_tokens))

@@ -11,7 +11,7 @@ What each variant costs and what it buys, all measured, never assumed:
     loaded = load_variant("nf4")                       # model + load time + memory
     ids = encode_text(tokenizer, read_eval_text())[:1024]
     ppl = perplexity(loaded.model, ids, max_length=256, stride=128)
-    speed = decode_tokens_per_s(loaded.model, tokenizer, prompt_ids, max_new_tokens=32)
+    speed = prefill_and_decode(loaded.model, tokenizer, prompt_ids, decode_tokens=32)  # .decode_tok_s
     checks = answer_checks(loaded.model, tokenizer)    # exact answers, one forward pass each
 
 Perplexity uses the sliding-window method of the transformers documentation ("Perplexity of
@@ -203,6 +203,7 @@ class Perplexity:
     scored_tokens: int
     forward_tokens: int    # tokens pushed through the model (overlaps counted again)
     seconds: float
+    token_nlls: tuple[float, ...] = ()  # -log p of each scored token, in order
 
     @property
     def mean_nll(self) -> float:
@@ -211,6 +212,34 @@ class Perplexity:
     @property
     def perplexity(self) -> float:
         return math.exp(self.mean_nll)
+
+
+@dataclass(frozen=True)
+class NLLDifference:
+    """Mean per-token NLL of variant b minus variant a on the same tokens, with its standard error."""
+    mean: float
+    standard_error: float
+    tokens: int
+
+    def within(self, k: float = 2.0) -> bool:
+        """True when |mean| <= k standard errors: no difference this text can resolve."""
+        return abs(self.mean) <= k * self.standard_error
+
+
+def nll_difference(a: Perplexity, b: Perplexity) -> NLLDifference:
+    """Paired difference of two perplexity runs over the same tokens (b - a, in nats per token).
+
+    Both variants scored the very same tokens, so the per-token differences are paired; the
+    standard error is their standard deviation / sqrt(n). Neighbouring tokens are not
+    independent, so read it as a rough scale of the text's sampling noise, not an exact interval.
+    """
+    if not a.token_nlls or len(a.token_nlls) != len(b.token_nlls):
+        raise ValueError("need per-token NLLs of the same tokens in both runs")
+    diffs = [y - x for x, y in zip(a.token_nlls, b.token_nlls, strict=True)]
+    n = len(diffs)
+    mean = sum(diffs) / n
+    variance = sum((d - mean) ** 2 for d in diffs) / (n - 1) if n > 1 else math.inf
+    return NLLDifference(mean=mean, standard_error=math.sqrt(variance / n), tokens=n)
 
 
 def perplexity(model, input_ids: Sequence[int], max_length: int = 256, stride: int = 128,
@@ -224,7 +253,7 @@ def perplexity(model, input_ids: Sequence[int], max_length: int = 256, stride: i
 
     windows = sliding_windows(len(input_ids), max_length, stride)
     ids = torch.tensor(list(input_ids), dtype=torch.long, device=_device(model))
-    nll, scored, pushed = 0.0, 0, 0
+    nll, scored, pushed, per_token = 0.0, 0, 0, []
     iterator = windows
     if progress:
         from tqdm.auto import tqdm
@@ -238,11 +267,13 @@ def perplexity(model, input_ids: Sequence[int], max_length: int = 256, stride: i
             first = w.score_from - w.begin
             log_probs = torch.log_softmax(logits[first - 1:-1], dim=-1)
             targets = chunk[0, first:]
-            nll -= float(log_probs.gather(1, targets.unsqueeze(1)).sum())
+            token_nll = -log_probs.gather(1, targets.unsqueeze(1)).squeeze(1)
+            nll += float(token_nll.sum())
+            per_token.extend(token_nll.tolist())
             scored += len(targets)
             pushed += chunk.shape[1]
     return Perplexity(nll_sum=nll, scored_tokens=scored, forward_tokens=pushed,
-                      seconds=time.perf_counter() - began)
+                      seconds=time.perf_counter() - began, token_nlls=tuple(per_token))
 
 
 # --------------------------------------------------------------------------------------------
@@ -250,15 +281,89 @@ def perplexity(model, input_ids: Sequence[int], max_length: int = 256, stride: i
 # --------------------------------------------------------------------------------------------
 
 def decode_tokens_per_s(model, tokenizer, prompt_ids: Sequence[int], max_new_tokens: int) -> float:
-    """Greedy decode speed at batch 1: exactly `max_new_tokens` new tokens / wall seconds.
+    """Greedy generation speed at batch 1: exactly `max_new_tokens` new tokens / wall seconds.
 
-    Includes the prefill of the prompt; keep the prompt short to measure decode.
+    Includes the prefill of the prompt; `prefill_and_decode` separates the two.
     Uses `llmserve.measure.hf_baseline.hf_generate`, like the other transformers baselines.
     """
     from llmserve.measure.hf_baseline import hf_generate
 
     run = hf_generate(model, tokenizer, [list(prompt_ids)], max_new_tokens=max_new_tokens, batch_size=1)
     return run.tokens_per_s
+
+
+@dataclass(frozen=True)
+class PrefillDecode:
+    """Batch-1 timings that separate the prompt's prefill from the decode steps after it.
+
+    Per repeat, `first_s` is the time of generating 1 token (prefill + the first token) and
+    `total_s` the time of generating 1 + `decode_tokens` tokens on the same prompt; their
+    difference is the time of `decode_tokens` decode steps alone.
+    """
+    prompt_tokens: int
+    decode_tokens: int
+    first_s: tuple[float, ...]
+    total_s: tuple[float, ...]
+
+    @property
+    def prefill_tok_s(self) -> tuple[float, ...]:
+        """Prompt tokens per second of the prefill (first token included), per repeat."""
+        return tuple(self.prompt_tokens / t for t in self.first_s)
+
+    @property
+    def decode_tok_s(self) -> tuple[float, ...]:
+        """Decode tokens per second with the prefill taken out, per repeat."""
+        return tuple(self.decode_tokens / (t - f) for f, t in zip(self.first_s, self.total_s, strict=True))
+
+
+def prefill_and_decode(model, tokenizer, prompt_ids: Sequence[int], decode_tokens: int,
+                       repeats: int = 3) -> PrefillDecode:
+    """Time prefill and decode of one prompt at batch 1 separately, `repeats` times (see PrefillDecode)."""
+    from llmserve.measure.hf_baseline import hf_generate
+
+    if decode_tokens < 1 or repeats < 1:
+        raise ValueError("need decode_tokens >= 1 and repeats >= 1")
+    first, total = [], []
+    for _ in range(repeats):
+        first.append(hf_generate(model, tokenizer, [list(prompt_ids)], max_new_tokens=1).seconds)
+        total.append(hf_generate(model, tokenizer, [list(prompt_ids)], max_new_tokens=1 + decode_tokens).seconds)
+        if total[-1] <= first[-1]:
+            raise RuntimeError("decoding took no time: timing noise swamps the measurement; use more tokens")
+    return PrefillDecode(prompt_tokens=len(prompt_ids), decode_tokens=decode_tokens, first_s=tuple(first),
+                         total_s=tuple(total))
+
+
+@dataclass(frozen=True)
+class OpTime:
+    """One operator in a profile: its name, self CPU seconds and number of calls."""
+    name: str
+    self_seconds: float
+    calls: int
+
+
+def profile_decode_step(model, prompt_ids: Sequence[int]) -> list[OpTime]:
+    """Profile one batch-1 decode step (after the prompt's prefill) with torch.profiler.
+
+    Returns every operator with its self CPU time, slowest first: which kernels a variant really
+    runs (e.g. ``aten::mm`` for fp32, ``aten::_int_mm`` for LLM.int8 on AVX-512, a bitsandbytes
+    4-bit kernel for NF4) and how the step's time splits between them.
+    """
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    device = _device(model)
+    ids = torch.tensor([list(prompt_ids)], dtype=torch.long, device=device)
+    with torch.inference_mode():
+        out = model(ids, use_cache=True)
+        past = out.past_key_values
+        token = out.logits[:, -1:].argmax(-1)
+        out = model(token, past_key_values=past, use_cache=True)  # one untimed step: lazy set-up
+        token = out.logits[:, -1:].argmax(-1)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            model(token, past_key_values=out.past_key_values, use_cache=True)
+    ops = [OpTime(name=e.key, self_seconds=e.self_cpu_time_total / 1e6, calls=e.count)
+           for e in prof.key_averages()]
+    return sorted(ops, key=lambda op: -op.self_seconds)
 
 
 @dataclass(frozen=True)

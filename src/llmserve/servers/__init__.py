@@ -17,10 +17,13 @@ from llmserve.servers.base import (
 )
 from llmserve.servers.offline import KVCacheReport, kv_cache_report, offline_engine, shutdown_engine
 from llmserve.servers.prometheus import PrometheusServer, prometheus_binary
+from llmserve.servers.redis import ArqWorker, RedisServer, redis_binary
 from llmserve.servers.triton import TritonServer
+from llmserve.servers.uvicorn import GATEWAY_DIR, GatewayServer, UvicornServer
 from llmserve.servers.vllm import VLLMServer
 
 __all__ = ["OFFLINE_ENV", "KVCacheReport", "ManagedServer", "PortInUseError", "PrometheusServer",
            "ServerStartError", "TritonServer", "VLLMServer", "find_server_processes", "free_port",
            "kv_cache_report", "offline_engine", "port_is_free", "prometheus_binary", "shutdown_engine",
            "stop_all"]
+__all__ += ["GATEWAY_DIR", "ArqWorker", "GatewayServer", "RedisServer", "UvicornServer", "redis_binary"]

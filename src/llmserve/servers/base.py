@@ -31,7 +31,8 @@ import requests
 
 # Names a leaked course server shows in `ps`; used by the tests' leak check.
 SERVER_PROCESS_PATTERNS = ("tritonserver", "triton_python_backend_stub", "vllm.entrypoints",
-                           "VLLM::", "EngineCore", "prometheus --config")
+                           "VLLM::", "EngineCore", "prometheus --config",
+                           "-m uvicorn", "llm-gateway", "redis-server", "-m arq")
 
 # Environment for every engine: no model hub, no usage reporting.
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1",

@@ -1,4 +1,4 @@
-"""A/B testing of two model variants: traffic split, per-variant statistics, tests, decision.
+"""A/B testing of two model variants: traffic split, statistics, tests, decision.
 
 The pieces, in the order an experiment uses them:
 
@@ -6,13 +6,19 @@ The pieces, in the order an experiment uses them:
   variant (no state to store, the same answer on every server), with configurable weights.
 - `summarize`: per-variant aggregation of (variant, latency, correct) observations.
 - `welch_t_test`, `mann_whitney_u`: is the latency different? (means / whole distributions)
-- `two_proportion_z_test`, `fisher_exact_test`: is the quality (a success rate) different?
-- `wilson_interval`: a confidence interval for one success rate.
-- `sample_size_two_proportions`, `sample_size_means`, `power_two_proportions`: how many
-  requests an experiment needs before it can see a difference of a given size.
-- `decide`: turn the test results into ship / keep / keep collecting, with the reasons.
+- Quality on a labelled set, **paired**: both variants score every distinct item once.
+  `paired_table` builds the 2x2 table of (A right?, B right?) per item, `mcnemar_test` tests
+  it (exact binomial or continuity-corrected chi-square on the discordant items) and
+  `paired_difference_ci` gives Newcombe's interval for accuracy(B) - accuracy(A).
+- `two_proportion_z_test`, `fisher_exact_test`, `wilson_interval`: success rates of two
+  *independent* samples. They are wrong for the same items scored twice, and for an item sent
+  again to a deterministic model (the repeat is no new evidence).
+- `sample_size_two_proportions`, `sample_size_means`, `power_two_proportions`,
+  `sample_size_mcnemar`: how many requests (or items) an experiment needs before it can see a
+  difference of a given size.
+- `decide`: ship / keep / keep collecting, with a non-inferiority margin on quality.
 
-Variant "A" is the control (what serves today), "B" the candidate.
+Variant "A" is the control (what serves today), "B" the candidate. Differences are B - A.
 """
 from __future__ import annotations
 
@@ -187,7 +193,11 @@ def mann_whitney_u(a: Sequence[float], b: Sequence[float]) -> TestResult:
 
 def two_proportion_z_test(successes_a: int, n_a: int, successes_b: int, n_b: int,
                           confidence: float = 0.95) -> TestResult:
-    """Two-sided z-test of p_b - p_a (pooled standard error for the test, unpooled for the CI)."""
+    """Two-sided z-test of p_b - p_a (pooled standard error for the test, unpooled for the CI).
+
+    For two *independent* samples of independent observations (different users, different items).
+    For both variants scoring the same items use `mcnemar_test`.
+    """
     if min(n_a, n_b) <= 0:
         raise ValueError("both groups need observations")
     p_a, p_b = successes_a / n_a, successes_b / n_b
@@ -206,11 +216,110 @@ def two_proportion_z_test(successes_a: int, n_a: int, successes_b: int, n_b: int
 
 
 def fisher_exact_test(successes_a: int, n_a: int, successes_b: int, n_b: int) -> TestResult:
-    """Fisher's exact test (two-sided) on the 2x2 table; exact at small samples."""
+    """Fisher's exact test (two-sided) on the 2x2 table of two independent samples; exact at small n."""
     table = [[successes_b, n_b - successes_b], [successes_a, n_a - successes_a]]
     odds_ratio, p = stats.fisher_exact(table, alternative="two-sided")
     return TestResult("Fisher exact", float(odds_ratio), float(p), successes_b / n_b - successes_a / n_a,
                       None, {"odds_ratio_b_vs_a": float(odds_ratio)})
+
+
+# ----------------------------------------------------------------------------- paired quality
+
+
+@dataclass(frozen=True)
+class PairedTable:
+    """Both variants scored the same n distinct items: the 2x2 table of their outcomes."""
+
+    both_right: int
+    only_a_right: int   # A right, B wrong: evidence against B
+    only_b_right: int   # A wrong, B right: evidence for B
+    both_wrong: int
+
+    @property
+    def n(self) -> int:
+        return self.both_right + self.only_a_right + self.only_b_right + self.both_wrong
+
+    @property
+    def discordant(self) -> int:
+        """Items on which the variants disagree: the only ones that tell them apart."""
+        return self.only_a_right + self.only_b_right
+
+    @property
+    def accuracy_a(self) -> float:
+        return (self.both_right + self.only_a_right) / self.n
+
+    @property
+    def accuracy_b(self) -> float:
+        return (self.both_right + self.only_b_right) / self.n
+
+    @property
+    def difference(self) -> float:
+        """accuracy(B) - accuracy(A) = (only B right - only A right) / n."""
+        return (self.only_b_right - self.only_a_right) / self.n
+
+
+def paired_table(correct_a: Mapping, correct_b: Mapping) -> PairedTable:
+    """The paired table from {item: A was right} and {item: B was right} over the same items.
+
+    Keyed by item, so an item counts once however often it was sent; both variants must have
+    scored exactly the same items (that is what makes the design paired).
+    """
+    if set(correct_a) != set(correct_b):
+        missing = set(correct_a) ^ set(correct_b)
+        raise ValueError(f"both variants must score the same items; {len(missing)} scored by only one")
+    if not correct_a:
+        raise ValueError("no items")
+    cells = {(True, True): 0, (True, False): 0, (False, True): 0, (False, False): 0}
+    for item, a_right in correct_a.items():
+        cells[(bool(a_right), bool(correct_b[item]))] += 1
+    return PairedTable(cells[(True, True)], cells[(True, False)], cells[(False, True)], cells[(False, False)])
+
+
+def paired_difference_ci(table: PairedTable, confidence: float = 0.95) -> tuple[float, float]:
+    """Confidence interval for accuracy(B) - accuracy(A) from paired data.
+
+    Newcombe (1998), "Improved confidence intervals for the difference between binomial
+    proportions based on paired data", Statistics in Medicine 17, 2635-2650, method 10: the
+    Wilson intervals of the two accuracies, combined with the correlation phi of the pairs.
+    It stays inside [-1, 1] and behaves at small n, where the Wald interval does not.
+    """
+    n = table.n
+    if n <= 0:
+        raise ValueError("the table is empty")
+    e, f, g, h = table.both_right, table.only_b_right, table.only_a_right, table.both_wrong
+    p1, p2 = table.accuracy_b, table.accuracy_a          # theta = p1 - p2 = B - A
+    l1, u1 = wilson_interval(e + f, n, confidence)
+    l2, u2 = wilson_interval(e + g, n, confidence)
+    denominator = (e + f) * (g + h) * (e + g) * (f + h)
+    phi = 0.0 if denominator == 0 else (e * h - f * g) / math.sqrt(denominator)
+    theta = p1 - p2
+    lower = theta - math.sqrt(max(0.0, (p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2))
+    upper = theta + math.sqrt(max(0.0, (u1 - p1) ** 2 - 2 * phi * (u1 - p1) * (p2 - l2) + (p2 - l2) ** 2))
+    return (max(-1.0, lower), min(1.0, upper))
+
+
+def mcnemar_test(table: PairedTable, *, exact: bool = True, confidence: float = 0.95) -> TestResult:
+    """McNemar's test (two-sided) of accuracy(B) = accuracy(A) on paired items.
+
+    Only the discordant items carry information: under the null each of them is equally likely
+    to favour A or B. exact=True: binomial test, p = min(1, 2 P(X <= min(b, c))), X ~ Bin(b + c,
+    1/2). exact=False: chi-square with continuity correction, (|b - c| - 1)^2 / (b + c), 1 df.
+    `difference` is B - A and `ci` Newcombe's paired interval (`paired_difference_ci`).
+    """
+    b, c = table.only_a_right, table.only_b_right
+    discordant = b + c
+    if discordant == 0:
+        statistic, p = 0.0, 1.0
+    elif exact:
+        statistic = float(min(b, c))
+        p = min(1.0, 2.0 * float(stats.binom.cdf(min(b, c), discordant, 0.5)))
+    else:
+        statistic = max(0.0, abs(b - c) - 1.0) ** 2 / discordant
+        p = float(stats.chi2.sf(statistic, 1))
+    name = "McNemar exact" if exact else "McNemar chi-square (continuity-corrected)"
+    return TestResult(name, statistic, p, table.difference, paired_difference_ci(table, confidence),
+                      {"only_a_right": b, "only_b_right": c, "n": table.n, "confidence": confidence,
+                       "accuracy_a": table.accuracy_a, "accuracy_b": table.accuracy_b})
 
 
 # ----------------------------------------------------------------------------- power
@@ -257,6 +366,23 @@ def sample_size_means(delta: float, sd: float, alpha: float = 0.05, power: float
     return math.ceil(2 * z * z * sd * sd / (delta * delta))
 
 
+def sample_size_mcnemar(discordant: float, difference: float, alpha: float = 0.05, power: float = 0.8) -> int:
+    """Paired items needed to detect accuracy difference `difference` with McNemar's test.
+
+    `discordant` = expected fraction of items on which the variants disagree (psi), which must
+    exceed |difference|. Connor (1987), Biometrics 43, 207-211:
+    n = (z_{1-a/2} sqrt(psi) + z_{power} sqrt(psi - d^2))^2 / d^2.
+    Few discordant items -> few items needed: pairing removes the items both get right or wrong.
+    """
+    if difference == 0:
+        raise ValueError("difference must be non-zero")
+    if not abs(difference) <= discordant <= 1:
+        raise ValueError("need |difference| <= discordant <= 1 (a difference needs that many disagreements)")
+    z_alpha, z_beta = stats.norm.ppf(1 - alpha / 2), stats.norm.ppf(power)
+    d2 = difference * difference
+    return math.ceil((z_alpha * math.sqrt(discordant) + z_beta * math.sqrt(discordant - d2)) ** 2 / d2)
+
+
 # ----------------------------------------------------------------------------- decision
 
 
@@ -269,33 +395,52 @@ class Decision:
         return f"{self.verdict}: " + "; ".join(self.reasons)
 
 
-def decide(latency: TestResult, quality: TestResult, *, alpha: float = 0.05,
-           max_accuracy_drop: float = 0.0, max_latency_increase: float = 0.0) -> Decision:
+def decide(latency: TestResult, quality: TestResult, *, margin: float, alpha: float = 0.05,
+           max_latency_increase: float = 0.0) -> Decision:
     """Ship the candidate B, keep the control A, or keep collecting data.
 
-    `latency.difference` is B - A (seconds; negative = B faster), `quality.difference` is
-    B - A (accuracy; positive = B better). A difference counts only when its test is
-    significant at `alpha`; the tolerances say how much harm is acceptable anyway.
-    - B significantly less accurate by more than `max_accuracy_drop` -> keep A.
+    `quality` compares accuracies, B - A, and must carry a confidence interval (e.g.
+    `mcnemar_test(...)`, whose `ci` is Newcombe's paired interval); `margin` (delta > 0) is the
+    largest accuracy loss you accept, fixed before the experiment. Non-inferiority: B's quality is
+    acceptable only if the *lower* confidence bound of B - A is above -delta. "Not significantly
+    worse" is not enough: with little data every drop is "not significant".
+    `latency.difference` is B - A (seconds; negative = B faster), judged by its test at `alpha`.
+
+    - upper bound < -delta (B worse by more than the margin) -> keep A.
     - B significantly slower by more than `max_latency_increase` -> keep A.
-    - otherwise, B significantly better on either measure -> ship B.
-    - otherwise -> keep collecting (no significant difference at this sample size).
+    - lower bound > -delta (non-inferior) and B significantly faster, or better (lower bound > 0)
+      -> ship B.
+    - otherwise -> keep collecting (non-inferiority not shown, or no gain shown).
     """
-    reasons = []
-    worse_quality = quality.significant(alpha) and quality.difference < -max_accuracy_drop
+    if not margin > 0:
+        raise ValueError(f"margin must be positive (an accuracy loss, e.g. 0.05), got {margin!r}")
+    if quality.ci is None:
+        raise ValueError(f"the quality test ({quality.name}) must give a confidence interval for B - A")
+    lower, upper = quality.ci
+    level = quality.details.get("confidence", 0.95)
     slower = latency.significant(alpha) and latency.difference > max_latency_increase
-    better_quality = quality.significant(alpha) and quality.difference > 0
     faster = latency.significant(alpha) and latency.difference < 0
+    inferior = upper < -margin
+    non_inferior = lower > -margin
+    superior = lower > 0
 
-    def describe(test: TestResult, what: str, unit: str, scale: float) -> str:
-        verdict = "significant" if test.significant(alpha) else "not significant"
-        return (f"{what} B-A = {test.difference * scale:+.1f} {unit} ({test.name}, "
-                f"p = {test.p_value:.3g}, {verdict} at alpha = {alpha})")
-
-    reasons.append(describe(quality, "accuracy", "percentage points", 100))
-    reasons.append(describe(latency, "latency", "ms", 1000))
-    if worse_quality or slower:
+    if inferior:
+        verdict_q = f"B is worse by more than the margin (upper bound {upper * 100:+.1f} < {-margin * 100:.1f})"
+    elif non_inferior:
+        verdict_q = (f"B is non-inferior (lower bound {lower * 100:+.1f} > {-margin * 100:.1f})"
+                     + (" and better (lower bound > 0)" if superior else ""))
+    else:
+        verdict_q = (f"non-inferiority not shown (lower bound {lower * 100:+.1f} <= {-margin * 100:.1f}: "
+                     "a loss beyond the margin is still plausible)")
+    reasons = [f"accuracy B-A = {quality.difference * 100:+.1f} points, {level:.0%} CI "
+               f"{lower * 100:+.1f} to {upper * 100:+.1f} ({quality.name}, p = {quality.p_value:.3g}); "
+               f"margin {margin * 100:.1f} points: {verdict_q}",
+               f"latency B-A = {latency.difference * 1000:+.1f} ms ({latency.name}, p = {latency.p_value:.3g}, "
+               f"{'significant' if latency.significant(alpha) else 'not significant'} at alpha = {alpha})"]
+    if inferior or slower:
         return Decision("keep A", reasons)
-    if better_quality or faster:
+    if non_inferior and (faster or superior):
         return Decision("ship B", reasons)
-    return Decision("keep collecting", reasons + ["no significant difference at this sample size"])
+    if non_inferior:
+        return Decision("keep collecting", reasons + ["B is non-inferior but shows no significant gain"])
+    return Decision("keep collecting", reasons + ["quality: more distinct items are needed to show non-inferiority"])

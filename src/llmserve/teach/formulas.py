@@ -188,6 +188,21 @@ def speculative_expected_tokens(alpha: float, gamma: int) -> float:
     return (1 - alpha ** (gamma + 1)) / (1 - alpha)
 
 
+def speculative_accepted_over_drafted(alpha: float, gamma: int) -> float:
+    """Expected accepted / drafted tokens when each draft token is accepted with probability alpha.
+
+    E[accepted per step] = alpha + alpha^2 + ... + alpha^gamma = alpha (1 - alpha^gamma) / (1 - alpha),
+    so accepted / drafted -> alpha (1 - alpha^gamma) / ((1 - alpha) gamma): below alpha for gamma > 1,
+    because the tokens drafted after the first rejection are never judged. This is why accepted /
+    drafted (vLLM's "draft acceptance rate") is not the alpha of Leviathan et al.'s formulas;
+    `llmserve.teach.speculative.SpeculativeStats.acceptance_rate` estimates alpha itself.
+    """
+    _check_alpha_gamma(alpha, gamma)
+    if gamma == 0:
+        raise ValueError("gamma must be positive: nothing is drafted at gamma = 0")
+    return (speculative_expected_tokens(alpha, gamma) - 1) / gamma
+
+
 def speculative_speedup(alpha: float, gamma: int, cost_ratio: float) -> float:
     """Expected wall-time speedup over plain decoding: E / (gamma x c + 1).
 

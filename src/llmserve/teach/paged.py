@@ -6,9 +6,18 @@ PagedAttention" (SOSP 2023); theory 2.1, section 4.
 The cache is a pool of `num_blocks` physical blocks of `block_size` token slots. Each
 sequence owns a *block table*: logical block i of the sequence -> a physical block id.
 Blocks are allocated only when the last one is full, freed when the sequence ends, and
-can be *shared* by several sequences (parallel sampling, a common prompt prefix) with a
-reference count. Writing into a shared block copies it first (copy-on-write), so no
-sequence ever sees another one's tokens.
+can be *shared* by several sequences with a reference count.
+
+Two ways of sharing, both expressible here:
+
+- **Full blocks only** (vLLM's V1 engine, what the course runs): `fork` at a block boundary,
+  `shareable_prefix_tokens(len, block_size)` tokens, and append the rest to the child. The
+  children of an `n > 1` request and requests with a common prefix share full blocks found by
+  hash in the prefix cache (`full_block_prefix_hits` replays that lookup); the partly filled
+  last block is private, so nothing is ever copied.
+- **Partial blocks with copy-on-write** (the PagedAttention paper and vLLM's earlier V0
+  engine): `fork` anywhere; a sequence that writes into a block it shares gets a copy first,
+  so no sequence ever sees another one's tokens.
 
 A real engine stores key and value vectors in each slot; here a slot stores the token id,
 which is enough to check that every sequence reads back exactly its own tokens.
@@ -160,8 +169,10 @@ class PagedKVCache:
         """Create `child` sharing the first `num_tokens` tokens (default: all) of `parent`.
 
         No block is copied: the child's block table points at the parent's blocks and their
-        reference counts rise. This is how parallel samples share one prompt, and how a
-        common prefix is shared between requests.
+        reference counts rise. With `num_tokens` a multiple of the block size (vLLM V1: full
+        blocks only, see `shareable_prefix_tokens`) no later write ever needs a copy; forking
+        inside a block shares that partial block, and the first write into it copies it
+        (the paper's and vLLM V0's copy-on-write).
         """
         if child in self._seqs:
             raise KeyError(f"sequence {child!r} already exists")
@@ -274,3 +285,39 @@ def paged_waste(used_tokens: Sequence[int], block_size: int) -> float:
         raise ValueError("used_tokens must not be empty")
     slots = sum(-(-n // block_size) * block_size for n in used_tokens)
     return 1.0 - sum(used_tokens) / slots
+
+
+def shareable_prefix_tokens(num_tokens: int, block_size: int) -> int:
+    """Tokens of a prompt that vLLM V1 can take from its prefix cache: whole blocks, at most num_tokens - 1.
+
+    The last prompt token is always computed (its logits give the first output token), so a
+    prompt of exactly k full blocks reuses k - 1 of them (`max_cache_hit_length = num_tokens - 1`
+    in vllm/v1/core/kv_cache_manager.py, `get_computed_blocks`).
+    """
+    if num_tokens < 0 or block_size <= 0:
+        raise ValueError("need num_tokens >= 0 and block_size > 0")
+    return max(0, (num_tokens - 1) // block_size * block_size)
+
+
+def full_block_prefix_hits(sequences: Iterable[Sequence[int]], block_size: int) -> list[int]:
+    """Prefix-cache hits (tokens) of each sequence, in arrival order, under vLLM V1's rule.
+
+    A full block is identified by its tokens and everything before it (vLLM hashes the block's
+    tokens with its parent block's hash), so a sequence hits the longest run of leading full
+    blocks that an earlier sequence already stored, capped by `shareable_prefix_tokens`. The
+    `n` children of one request are `n` sequences with the same prompt. Assumes nothing was
+    evicted (a cache large enough for the run); a preempted request that is recomputed would
+    add hits of its own.
+    """
+    cached: set[tuple[int, ...]] = set()
+    hits = []
+    for tokens in sequences:
+        tokens = [int(t) for t in tokens]
+        limit = shareable_prefix_tokens(len(tokens), block_size)
+        hit = 0
+        while hit + block_size <= limit and tuple(tokens[:hit + block_size]) in cached:
+            hit += block_size
+        hits.append(hit)
+        for end in range(block_size, len(tokens) + 1, block_size):  # its full blocks are cached now
+            cached.add(tuple(tokens[:end]))
+    return hits

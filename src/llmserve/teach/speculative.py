@@ -114,7 +114,21 @@ def softmax(logits, temperature: float = 1.0) -> np.ndarray:
 
 @dataclass
 class SpeculativeStats:
-    """What one speculative generation did."""
+    """What one speculative generation did, and the acceptance rate alpha estimated from it.
+
+    Each verification step judges draft tokens left to right and stops at the first rejection:
+    a step that drafted g tokens and accepted a of them judged a + 1 tokens if a < g (the last one
+    rejected) and g tokens if a == g. The tokens after a rejection were never judged, so they are
+    no evidence about alpha. Under Leviathan et al.'s model (each token accepted independently with
+    probability alpha) the estimator of alpha is therefore
+
+        alpha = accepted / (accepted + rejections),   rejections = steps with accepted < drafted,
+
+    successes over tokens actually judged (the maximum-likelihood estimate of a geometric stop).
+    `draft_acceptance_rate` (accepted / drafted, what vLLM reports under that name) counts the
+    unjudged tokens as failures and is biased low for gamma > 1: its expectation is
+    alpha (1 - alpha^gamma) / ((1 - alpha) gamma), e.g. 0.59 for alpha = 0.8, gamma = 4.
+    """
     gamma: int
     steps: int = 0                      # target verification calls
     drafted: int = 0                    # draft tokens proposed
@@ -124,9 +138,40 @@ class SpeculativeStats:
     draft_seconds: float = 0.0
     target_seconds: float = 0.0
 
+    @classmethod
+    def from_steps(cls, gamma: int, drafted_per_step: Sequence[int], accepted_per_step: Sequence[int],
+                   ) -> SpeculativeStats:
+        """Statistics from per-step counts, e.g. vLLM's per-request `spec_decode_metrics`
+        (`per_step_drafted`, `per_step_accepted`, with `per_request_spec_decode_metrics="detailed"`)."""
+        drafted_per_step, accepted_per_step = list(map(int, drafted_per_step)), list(map(int, accepted_per_step))
+        if len(drafted_per_step) != len(accepted_per_step):
+            raise ValueError("drafted_per_step and accepted_per_step must have the same length")
+        for d, a in zip(drafted_per_step, accepted_per_step, strict=True):
+            if not 0 <= a <= d <= gamma:
+                raise ValueError(f"each step needs 0 <= accepted <= drafted <= gamma={gamma}, got {a}, {d}")
+        return cls(gamma=gamma, steps=len(drafted_per_step), drafted=sum(drafted_per_step),
+                   accepted=sum(accepted_per_step), accepted_per_step=accepted_per_step,
+                   drafted_per_step=drafted_per_step)
+
+    @property
+    def rejections(self) -> int:
+        """Steps that ended in a rejected draft token (the others accepted all they drafted)."""
+        return sum(a < d for a, d in zip(self.accepted_per_step, self.drafted_per_step, strict=True))
+
+    @property
+    def judged(self) -> int:
+        """Draft tokens the target actually judged: the accepted ones plus one per rejection."""
+        return self.accepted + self.rejections
+
     @property
     def acceptance_rate(self) -> float:
-        """Accepted / drafted draft tokens (the empirical alpha)."""
+        """The per-token acceptance rate alpha: accepted / (accepted + rejections)."""
+        return self.accepted / self.judged if self.judged else float("nan")
+
+    @property
+    def draft_acceptance_rate(self) -> float:
+        """Accepted / drafted tokens (vLLM's `draft_acceptance_rate`). Biased low for gamma > 1 as
+        an estimate of alpha: the tokens drafted after a rejection were never judged."""
         return self.accepted / self.drafted if self.drafted else float("nan")
 
     @property

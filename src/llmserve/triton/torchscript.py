@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,13 @@ def load_module_file(path: str | Path, name: str | None = None) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def libtorch_position(name: str) -> int | None:
+    """The position a libtorch tensor name gives, by the `<name>__<index>` convention (any <name>,
+    e.g. INPUT__0, ids__1, OUTPUT__0), or None for a name without one."""
+    match = re.fullmatch(r".+__(\d+)", name)
+    return int(match.group(1)) if match else None
 
 
 @dataclass
@@ -48,7 +56,7 @@ def export_torchscript(module, example_inputs: Sequence, config_template: str | 
     The artefact is loaded back with `torch.jit.load` and run on `example_inputs` and each of
     `check_inputs` (each a tensor); every output must match the eager module within `atol`,
     else AssertionError. The config is parsed with Triton's protobuf schema and must name
-    `platform: "pytorch_libtorch"` and the libtorch tensor names INPUT__0 / OUTPUT__0.
+    `platform: "pytorch_libtorch"` and each tensor by its position (`<name>__<index>`, e.g. INPUT__0).
     """
     import torch
 
@@ -57,9 +65,11 @@ def export_torchscript(module, example_inputs: Sequence, config_template: str | 
     model_name = model_name or config.name or config_template.parent.name
     if config.platform != "pytorch_libtorch" and config.backend != "pytorch":
         raise ValueError(f"{config_template}: not a libtorch configuration (platform {config.platform!r})")
-    names = [t.name for t in config.input] + [t.name for t in config.output]
-    if not all(n.startswith(("INPUT__", "OUTPUT__")) for n in names):
-        raise ValueError(f"{config_template}: libtorch tensors are named INPUT__<i> / OUTPUT__<i>, got {names}")
+    for kind, tensors in (("input", config.input), ("output", config.output)):
+        names = [t.name for t in tensors]
+        if not all(libtorch_position(name) == i for i, name in enumerate(names)):
+            raise ValueError(f"{config_template}: libtorch names each {kind} by its position, <name>__<index> "
+                             f"(e.g. INPUT__0, INPUT__1), got {names}")
 
     model_dir = Path(out_repository) / model_name
     (model_dir / "1").mkdir(parents=True, exist_ok=True)

@@ -21,7 +21,7 @@ from llmserve.triton.tracing import read_trace_file
 
 LAB = REPO_ROOT / "02-Labs" / "Triton_Track" / "Lab-2.1-Triton_Server_Basics"
 REPOSITORY = LAB / "repositories" / "pytorch_deploy"
-LIBTORCH_CONFIG = LAB / "artefacts" / "token_embedder_libtorch" / "config.pbtxt"
+LIBTORCH_CONFIG = LAB / "repositories" / "libtorch_export" / "token_embedder_libtorch" / "config.pbtxt"
 SCRAPE_TEMPLATE = LAB / "monitoring" / "prometheus.yml"
 
 pytestmark = pytest.mark.server
@@ -112,8 +112,36 @@ def test_course_llm_answers_text_with_optional_max_tokens(server):
     assert 1 <= n_tokens <= 32  # default_max_tokens in config.pbtxt
     short, n_short = _generate(client, "What is the capital of France?", max_tokens=3)
     assert n_short == 3 and answer.startswith(short)
-    with pytest.raises(InferenceServerException, match="MAX_TOKENS must be between 1 and 256"):
+    with pytest.raises(InferenceServerException, match="MAX_TOKENS must be between 1 and 256") as error:
         _generate(client, "Hello", max_tokens=0)
+    assert error.value.status() == "400"
+
+
+def test_course_llm_answers_client_mistakes_with_400(server, raw_http):
+    prompt = raw_http.strings("What is the capital of France?")
+    for max_tokens in (0, -5, 257, 10_000):
+        raw_http.expect(server.http_url, "course_llm", {"PROMPT": prompt, "MAX_TOKENS": np.array([max_tokens], np.int32)},
+                        400, f"MAX_TOKENS must be between 1 and 256, got {max_tokens}")
+    for empty in ("", "   "):
+        raw_http.expect(server.http_url, "course_llm", {"PROMPT": raw_http.strings(empty)}, 400, "PROMPT is empty")
+    raw_http.expect(server.http_url, "course_llm", {"PROMPT": raw_http.strings(b"caf\xe9")}, 400,
+                    "PROMPT is not valid UTF-8", binary=True)
+    # the server lets a request without PROMPT through (MAX_TOKENS is optional): model.py answers it
+    raw_http.expect(server.http_url, "course_llm", {"MAX_TOKENS": np.array([3], np.int32)}, 400, "PROMPT is missing")
+    # what breaks config.pbtxt the server itself refuses, also with 400
+    raw_http.expect(server.http_url, "course_llm", {"PROMPT": np.array([1.0], np.float32)}, 400, "data-type")
+    status, body = raw_http.infer(server.http_url, "course_llm", {"PROMPT": prompt, "MAX_TOKENS": np.array([3], np.int32)})
+    assert status == 200 and raw_http.outputs(body)["NUM_TOKENS"] == [3]
+
+
+def test_token_embedder_answers_client_mistakes_with_400(server, raw_http):
+    raw_http.expect(server.http_url, "token_embedder", {"TOKEN_IDS": np.zeros((1, 0), np.int64)}, 400,
+                    "TOKEN_IDS has no token")
+    for bad in (49152, -1):
+        raw_http.expect(server.http_url, "token_embedder", {"TOKEN_IDS": np.array([[1, bad, 3]], np.int64)}, 400,
+                        "TOKEN_IDS must lie in [0, 49152)")
+    status, body = raw_http.infer(server.http_url, "token_embedder", {"TOKEN_IDS": np.array([[1, 2, 3]], np.int64)})
+    assert status == 200 and len(raw_http.outputs(body)["EMBEDDING"]) == 576
 
 
 def test_tracing_writes_the_stages_of_traced_requests(server):

@@ -40,13 +40,35 @@ def _infer(client, model, arrays, output, version=""):
 
 
 def test_the_lab_has_exactly_these_repositories():
-    # pytorch_deploy (notebooks 03 and 04) is tested in test_triton_lab21_pytorch_monitoring.py
-    assert sorted(p.name for p in REPOSITORIES.iterdir() if p.is_dir()) == ["broken", "config_basics",
-                                                                            "pytorch_deploy", "versions"]
+    # pytorch_deploy (notebooks 03 and 04) and libtorch_export (03) are tested in test_lab21_pytorch_monitoring.py
+    assert sorted(p.name for p in LAB.iterdir() if p.is_dir() and not p.name.startswith(".")) == [
+        "monitoring", "repositories"]  # the fixed folder names of a lab
+    assert sorted(p.name for p in REPOSITORIES.iterdir() if p.is_dir()) == [
+        "broken", "config_basics", "first_server", "libtorch_export", "pytorch_deploy", "versions"]
     assert sorted(p.name for p in (REPOSITORIES / "broken").iterdir() if p.is_dir()) == sorted(BROKEN)
 
 
-def test_config_basics_models_answer_and_minimal_is_auto_completed():
+def test_first_server_tokenizer_answers_like_the_course_tokenizer(raw_http):
+    import tritonclient.http as httpclient
+    from transformers import AutoTokenizer
+
+    from llmserve.course.config import config
+    tokenizer = AutoTokenizer.from_pretrained(config().model_dir)
+    with TritonServer(REPOSITORIES / "first_server") as server:
+        client = server.http_client()
+        text = "What is the capital of France? ünïcödé ✓"
+        tensor = httpclient.InferInput("TEXT", [1], "BYTES")
+        tensor.set_data_from_numpy(np.array([text.encode()], dtype=object))
+        result = client.infer("tokenizer", [tensor])
+        assert result.as_numpy("TOKEN_IDS").tolist() == tokenizer.encode(text, add_special_tokens=False)
+        status, body = raw_http.infer(server.http_url, "tokenizer", {"TEXT": raw_http.strings("")})
+        assert status == 200 and raw_http.outputs(body)["NUM_TOKENS"] == [0]  # no text, no tokens: a valid answer
+        raw_http.expect(server.http_url, "tokenizer", {"TEXT": raw_http.strings(b"\xff\xfe")}, 400,
+                        "TEXT is not valid UTF-8", binary=True)
+        raw_http.expect(server.http_url, "tokenizer", {"TEXT": raw_http.strings("a", "b")}, 400, "shape")
+
+
+def test_config_basics_models_answer_and_minimal_is_auto_completed(raw_http):
     from tritonclient.utils import InferenceServerException
     with TritonServer(REPOSITORIES / "config_basics") as server:
         client = server.http_client()
@@ -66,6 +88,12 @@ def test_config_basics_models_answer_and_minimal_is_auto_completed():
 
         with pytest.raises(InferenceServerException, match="batch-size must be <= 8"):
             _infer(client, "scale", {"X": np.ones((9, 3), np.float32), "FACTOR": np.ones((9, 1), np.float32)}, "Y")
+        # every other input is valid for these models: what breaks config.pbtxt is refused by the server, with 400
+        x_int = np.ones((1, 3), np.int32)
+        raw_http.expect(server.http_url, "scale", {"X": x_int, "FACTOR": np.ones((1, 1), np.float32)}, 400, "data-type")
+        raw_http.expect(server.http_url, "scale", {"X": x, "FACTOR": np.ones((2, 2), np.float32)}, 400, "shape")
+        raw_http.expect(server.http_url, "scale", {"X": x}, 400, "FACTOR")
+        raw_http.expect(server.http_url, "minimal", {"X": np.ones((5, 3), np.float32)}, 400, "batch-size must be <= 4")
 
 
 def test_strict_mode_leaves_the_minimal_model_without_inputs():

@@ -24,7 +24,7 @@ from llmserve.teach.rollout import (
 
 LAB = REPO_ROOT / "02-Labs" / "Triton_Track" / "Lab-2.2-Multi_Model_Management"
 LIFECYCLE, ADVANCED = LAB / "repositories" / "lifecycle", LAB / "repositories" / "advanced"
-ADVANCED_MODELS = ["mlp_1x", "mlp_2x", "mlp_cache", "mlp_limited", "mlp_priority", "mlp_queue"]
+ADVANCED_MODELS = ["mlp_1x", "mlp_2x", "mlp_batcher", "mlp_cache", "mlp_limited", "mlp_priority", "mlp_queue"]
 
 
 # ---------- the controller, with fed-in records (no server, no timing) ----------
@@ -136,16 +136,53 @@ def _input(x):
     return tensor
 
 
+def _config(path):
+    from google.protobuf import json_format
+
+    from llmserve.triton.model_config import parse_model_config
+    return json_format.MessageToDict(parse_model_config(path.read_text()), preserving_proto_field_name=True)
+
+
 def test_repositories_hold_exactly_these_models():
     assert sorted(p.name for p in LIFECYCLE.iterdir() if p.is_dir()) == ["scorer"]
     assert sorted(p.name for p in (LIFECYCLE / "scorer").iterdir() if p.name.isdigit()) == ["1", "2", "3"]
     assert sorted(p.name for p in ADVANCED.iterdir() if p.is_dir()) == ADVANCED_MODELS
-    sources = {(ADVANCED / m / "1" / "model.py").read_text() for m in ADVANCED_MODELS}
-    assert len(sources) == 1, "every advanced model runs the same model.py; only config.pbtxt differs"
+
+
+def test_the_advanced_models_differ_only_in_the_feature_their_config_names():
+    """Notebook 04 compares the seven variants, so they must run the same model (a model.py that adds nothing
+    to triton_course_models.mlp.ResidualMLP) and each config.pbtxt may differ from the baseline's only in
+    the feature the variant is named after."""
+    import ast
+    changes = {"mlp_1x": set(), "mlp_2x": {"instance_group"}, "mlp_batcher": {"dynamic_batching"},
+               "mlp_cache": {"response_cache"},
+               "mlp_limited": {"instance_group"}, "mlp_priority": {"dynamic_batching"},
+               "mlp_queue": {"dynamic_batching"}}
+    base = _config(ADVANCED / "mlp_1x" / "config.pbtxt")
+    configs = {}
+    for model in ADVANCED_MODELS:
+        config = configs[model] = _config(ADVANCED / model / "config.pbtxt")
+        assert config.pop("name") == model
+        differing = {key for key in set(base) | set(config) if key != "name" and base.get(key) != config.get(key)}
+        assert differing == changes[model], model
+        tree = ast.parse((ADVANCED / model / "1" / "model.py").read_text())
+        [cls] = [node for node in tree.body if isinstance(node, ast.ClassDef)]
+        assert cls.name == "TritonPythonModel" and [ast.unparse(b) for b in cls.bases] == ["ResidualMLP"], model
+        assert all(isinstance(node, ast.Expr) for node in cls.body), f"{model}/1/model.py adds logic of its own"
+    assert base["parameters"]["depth"] == {"string_value": "8"} and "dynamic_batching" not in base
+    assert configs["mlp_2x"]["instance_group"][0]["count"] == 2
+    limited = configs["mlp_limited"]["instance_group"][0]
+    assert limited["count"] == 2 and limited["rate_limiter"]["resources"] == [{"name": "cpu_slot", "count": 1}]
+    assert configs["mlp_batcher"]["dynamic_batching"] == {}  # the control: a batcher and nothing else
+    assert set(configs["mlp_priority"]["dynamic_batching"]) == {"priority_levels", "default_priority_level"}
+    assert set(configs["mlp_queue"]["dynamic_batching"]) == {"default_queue_policy"}
+    assert configs["mlp_priority"]["dynamic_batching"]["priority_levels"] == "2"
+    assert configs["mlp_queue"]["dynamic_batching"]["default_queue_policy"]["max_queue_size"] == 4
+    assert configs["mlp_cache"]["response_cache"] == {"enable": True}
 
 
 @pytest.mark.server
-def test_scorer_versions_answer_and_version_2_fails_on_its_inputs(server):
+def test_scorer_versions_answer_and_version_2_fails_on_its_inputs(server, raw_http):
     from tritonclient.utils import InferenceServerException
     client = server.grpc_client()
     client.load_model("scorer")
@@ -166,11 +203,19 @@ def test_scorer_versions_answer_and_version_2_fails_on_its_inputs(server):
     client.infer("scorer", [_input(bad)], model_version="1")
     with pytest.raises(InferenceServerException, match="feature 0 out of range"):
         client.infer("scorer", [_input(bad)], model_version="2")
+    # over plain HTTP: the regression of version 2 is the model's fault (500), NaN features the client's (400)
+    raw_http.expect(server.http_url, "scorer", {"X": bad}, 500, "version 2: feature 0 out of range", version="2")
+    nan = good.copy()
+    nan[0, 3] = np.nan
+    for version in ("1", "2", "3"):
+        raw_http.expect(server.http_url, "scorer", {"X": nan}, 400, "X holds NaN or infinite values",
+                        version=version, binary=True)
+    raw_http.expect(server.http_url, "scorer", {"X": np.zeros((1, 15), np.float32)}, 400, "shape")
     client.unload_model("scorer")
 
 
 @pytest.mark.server
-def test_every_advanced_model_loads_and_answers_the_same(server):
+def test_every_advanced_model_loads_and_answers_the_same(server, raw_http):
     client = server.grpc_client()
     x = np.random.default_rng(0).standard_normal((1, 16)).astype(np.float32)
     answers = {}
@@ -178,6 +223,9 @@ def test_every_advanced_model_loads_and_answers_the_same(server):
         client.load_model(model)
         answers[model] = client.infer(model, [_input(x)]).as_numpy("SCORE").item()
     assert len({round(a, 5) for a in answers.values()}) == 1, answers
+    x[0, 0] = np.inf
+    for model in ADVANCED_MODELS:
+        raw_http.expect(server.http_url, model, {"X": x}, 400, "X holds NaN or infinite values", binary=True)
     limited = client.get_model_config("mlp_limited", as_json=True)["config"]["instance_group"][0]
     assert limited["count"] == 2 and limited["rate_limiter"]["resources"][0]["name"] == "cpu_slot"
     priority = client.get_model_config("mlp_priority", as_json=True)["config"]["dynamic_batching"]

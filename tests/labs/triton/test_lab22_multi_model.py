@@ -20,9 +20,14 @@ pytestmark = pytest.mark.server
 
 
 @pytest.fixture(scope="module")
-def client():
-    with TritonServer(MULTI, extra_args=[f"--model-repository={AB}"]) as server:
-        yield server.http_client()
+def server():
+    with TritonServer(MULTI, extra_args=[f"--model-repository={AB}"]) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    return server.http_client()
 
 
 def _text(text):
@@ -113,8 +118,29 @@ def test_embedder_rejects_empty_input(client):
     from tritonclient.utils import InferenceServerException
     tensor = httpclient.InferInput("TOKEN_IDS", [0], "INT64")
     tensor.set_data_from_numpy(np.zeros(0, np.int64))
-    with pytest.raises(InferenceServerException, match="TOKEN_IDS is empty"):
+    with pytest.raises(InferenceServerException, match="TOKEN_IDS is empty") as error:
         client.infer("embedder", [tensor])
+    assert error.value.status() == "400"
+
+
+def test_every_model_answers_client_mistakes_with_400(server, raw_http):
+    url, text = server.http_url, raw_http.strings
+    for version in ("1", "2"):
+        raw_http.expect(url, "embedder", {"TOKEN_IDS": np.zeros(0, np.int64)}, 400, "TOKEN_IDS is empty", version=version)
+        raw_http.expect(url, "embedder", {"TOKEN_IDS": np.array([5, 49152], np.int64)}, 400,
+                        "outside the vocabulary [0, 49152), e.g. 49152", version=version)
+        raw_http.expect(url, "sentiment", {"TEXT": text("")}, 400, "TEXT is empty", version=version)
+        raw_http.expect(url, "sentiment", {"TEXT": text(b"caf\xe9")}, 400, "TEXT is not valid UTF-8",
+                        version=version, binary=True)
+    raw_http.expect(url, "classifier", {"TEXT": text("  ")}, 400, "TEXT is empty")
+    raw_http.expect(url, "tokenizer", {"TEXT": text(b"\xff")}, 400, "TEXT is not valid UTF-8", binary=True)
+    status, body = raw_http.infer(url, "tokenizer", {"TEXT": text("")})
+    assert status == 200 and raw_http.outputs(body)["NUM_TOKENS"] == [0]  # an empty text has no tokens: a valid answer
+    # what breaks config.pbtxt is refused by the server before the model runs, also with 400
+    raw_http.expect(url, "classifier", {"TEXT": text("a", "b")}, 400, "shape")
+    raw_http.expect(url, "embedder", {"TOKEN_IDS": np.array([1.0], np.float32)}, 400, "data-type")
+    status, body = raw_http.infer(url, "classifier", {"TEXT": text("The hotel room was clean and quiet.")})
+    assert status == 200 and raw_http.outputs(body)["LABEL"][0] in ("positive", "negative")
 
 
 def test_classifier_gets_most_of_the_labelled_set_right(client):

@@ -5,7 +5,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from llmserve.measure.hf_baseline import GenerationRun, chat_prompt_ids, hf_generate, left_pad, load_model  # noqa: E402
+from llmserve.measure.hf_baseline import (  # noqa: E402
+    GenerationRun,
+    chat_prompt_ids,
+    first_difference,
+    hf_generate,
+    left_pad,
+    load_model,
+    static_schedule,
+)
 
 
 def test_left_pad_puts_every_prompt_against_the_right_edge():
@@ -14,6 +22,13 @@ def test_left_pad_puts_every_prompt_against_the_right_edge():
     assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
     with pytest.raises(ValueError):
         left_pad([[1], []], pad_id=0)
+
+
+def test_first_difference():
+    assert first_difference([1, 2, 3], [1, 2, 4]) == 2
+    assert first_difference([5], [6, 7]) == 0
+    assert first_difference([1, 2], [1, 2, 3]) is None
+    assert first_difference([], []) is None
 
 
 def test_generation_run_rates():
@@ -46,15 +61,22 @@ def test_exact_token_counts_and_batched_equals_loop(course_model):
     assert loop.completion_s[0] < loop.completion_s[1]
     assert batch.completion_s[0] == batch.completion_s[1]
     # left padding with an attention mask does not change greedy answers
-    assert loop.texts == batch.texts
+    assert loop.texts == batch.texts and loop.token_ids == batch.token_ids
+    assert [len(ids) for ids in loop.token_ids] == [6, 6]
+    assert tokenizer.decode(loop.token_ids[0], skip_special_tokens=True) == loop.texts[0]
     assert loop.texts[0].startswith("The capital of France is Paris")
 
 
 def test_min_new_tokens_forces_the_full_length(course_model):
     model, tokenizer = course_model
-    prompt = chat_prompt_ids(tokenizer, ["Reply with the single word: yes"])
-    run = hf_generate(model, tokenizer, prompt, max_new_tokens=12)
+    prompt = chat_prompt_ids(tokenizer, ["What is the capital of France?"])  # "The capital of France is Paris." + EOS
+    run = hf_generate(model, tokenizer, prompt, max_new_tokens=12, keep_text=True)
     assert run.generated_tokens == 12  # even though the answer ends (EOS) earlier
+    assert tokenizer.eos_token_id not in run.token_ids[0]  # min_new_tokens masks EOS, it is never emitted
+    free = model.generate(input_ids=torch.tensor(prompt), do_sample=False, max_new_tokens=12,
+                          pad_token_id=tokenizer.eos_token_id)[0, len(prompt[0]):].tolist()
+    assert tokenizer.eos_token_id in free  # without it, the model does stop early: the test means something
+    assert free.index(tokenizer.eos_token_id) < 12
 
 
 def test_bad_arguments(course_model):
@@ -63,3 +85,24 @@ def test_bad_arguments(course_model):
         hf_generate(model, tokenizer, [[1, 2]], max_new_tokens=0)
     with pytest.raises(ValueError):
         hf_generate(model, tokenizer, [], max_new_tokens=1)
+
+
+def test_static_schedule_computes_every_slot_until_the_group_ends(course_model):
+    model, tokenizer = course_model
+    prompts = chat_prompt_ids(tokenizer, ["Hi!", "Name a colour of the rainbow, please.", "Count to three."])
+    schedule = static_schedule(model, tokenizer, prompts, new_tokens=[2, 5, 3], batch_size=2)
+    first, second, third = schedule.requests
+    assert [r.group for r in schedule.requests] == [0, 0, 1]
+    # groups of 2 and 1: every member of a group is computed for the group's longest answer
+    assert schedule.decode_slots == 2 * 5 + 1 * 3 and schedule.useful_tokens == 10
+    assert schedule.discarded_tokens == 3
+    widest = max(len(prompts[0]), len(prompts[1]))
+    assert schedule.prompt_slots == 2 * widest + len(prompts[2])
+    assert schedule.pad_slots == 2 * widest - len(prompts[0]) - len(prompts[1])
+    # the short member is done early but handed back only when its group ends
+    assert first.own_done < second.own_done == first.returned == second.returned
+    assert third.started >= second.returned  # the next group waits for the whole previous one
+    for r in schedule.requests:
+        assert r.started < r.first_token <= r.own_done <= r.returned <= schedule.seconds
+    with pytest.raises(ValueError):
+        static_schedule(model, tokenizer, prompts, new_tokens=[1, 2], batch_size=2)

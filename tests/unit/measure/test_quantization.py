@@ -150,3 +150,52 @@ def test_shipped_evaluation_text_has_its_source_note():
     text = q.read_eval_text()
     assert "ALICE'S ADVENTURES IN WONDERLAND" in text and "CHAPTER II" in text
     assert (q.EVAL_TEXT.parent / "SOURCE.md").exists()
+
+
+def test_per_token_nlls_add_up_and_pair_up():
+    ids = [int(x) for x in np.random.default_rng(2).integers(0, 11, size=80)]
+    bigram = q.perplexity(BigramModel(vocab=11), ids, max_length=16, stride=8)
+    uniform = q.perplexity(UniformModel(vocab=11), ids, max_length=16, stride=8)
+    assert len(bigram.token_nlls) == bigram.scored_tokens == 79
+    assert sum(bigram.token_nlls) == pytest.approx(bigram.nll_sum, rel=1e-6)
+    assert all(x == pytest.approx(math.log(11), rel=1e-6) for x in uniform.token_nlls)
+    diff = q.nll_difference(uniform, bigram)
+    assert diff.tokens == 79
+    assert diff.mean == pytest.approx(bigram.mean_nll - uniform.mean_nll, rel=1e-6)
+    deltas = np.array(bigram.token_nlls) - np.array(uniform.token_nlls)
+    assert diff.standard_error == pytest.approx(deltas.std(ddof=1) / math.sqrt(79), rel=1e-6)
+    same = q.nll_difference(bigram, bigram)
+    assert same.mean == 0 and same.within()
+    assert not q.NLLDifference(mean=0.5, standard_error=0.1, tokens=100).within()
+    with pytest.raises(ValueError):
+        q.nll_difference(bigram, q.perplexity(BigramModel(vocab=11), ids[:40], max_length=16, stride=8))
+
+
+def test_prefill_and_decode_separates_the_two(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    tokenizer = SimpleNamespace(pad_token_id=0, eos_token_id=0)
+    run = q.prefill_and_decode(model, tokenizer, list(range(1, 21)), decode_tokens=6, repeats=2)
+    assert run.prompt_tokens == 20 and run.decode_tokens == 6
+    assert len(run.first_s) == len(run.total_s) == 2
+    for first, total, decode, prefill in zip(run.first_s, run.total_s, run.decode_tok_s, run.prefill_tok_s,
+                                             strict=True):
+        assert 0 < first < total
+        assert decode == pytest.approx(6 / (total - first))
+        assert prefill == pytest.approx(20 / first)
+    with pytest.raises(ValueError):
+        q.prefill_and_decode(model, tokenizer, [1, 2], decode_tokens=0)
+
+
+def test_profile_decode_step_names_the_kernels_that_ran(tiny_model_dir):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    ops = q.profile_decode_step(model, list(range(1, 9)))
+    names = {op.name for op in ops}
+    assert names & {"aten::mm", "aten::addmm", "aten::linear"}  # fp32 linears are matrix multiplies
+    assert [op.self_seconds for op in ops] == sorted((op.self_seconds for op in ops), reverse=True)
+    assert all(op.calls >= 1 and op.self_seconds >= 0 for op in ops)
+    # 2 layers x 7 projections + the head: one decode step runs at least 15 matrix multiplies
+    assert sum(op.calls for op in ops if op.name == "aten::mm") >= 15

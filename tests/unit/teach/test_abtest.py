@@ -179,30 +179,155 @@ def test_summarize_counts_and_percentiles():
     assert "A: n=3" in summary["A"].row()
 
 
-def _test(difference, p):
-    return abtest.TestResult("t", 0.0, p, difference)
+def _test(difference, p, ci=None):
+    return abtest.TestResult("t", 0.0, p, difference, ci)
 
 
-def test_decide_keeps_a_when_b_is_significantly_less_accurate_even_if_faster():
-    decision = abtest.decide(latency=_test(-0.1, 1e-6), quality=_test(-0.3, 1e-4))
+def _quality(difference, ci):
+    return abtest.TestResult("paired", 0.0, 0.5, difference, ci, {"confidence": 0.95})
+
+
+def test_decide_keeps_a_when_b_is_worse_by_more_than_the_margin_even_if_faster():
+    decision = abtest.decide(latency=_test(-0.1, 1e-6), quality=_quality(-0.3, (-0.4, -0.2)), margin=0.05)
     assert decision.verdict == "keep A"
-    assert decision.reasons[0].startswith("accuracy B-A = -30.0 percentage points")
+    assert decision.reasons[0].startswith("accuracy B-A = -30.0 points")
 
 
-def test_decide_ships_b_when_faster_and_not_worse():
-    assert abtest.decide(latency=_test(-0.1, 1e-6), quality=_test(-0.02, 0.6)).verdict == "ship B"
-    assert abtest.decide(latency=_test(0.001, 0.7), quality=_test(0.1, 0.01)).verdict == "ship B"
+def test_decide_ships_b_only_when_the_lower_bound_clears_the_margin():
+    faster = _test(-0.1, 1e-6)
+    assert abtest.decide(latency=faster, quality=_quality(-0.01, (-0.04, 0.02)), margin=0.05).verdict == "ship B"
+    # better quality (lower bound > 0) at equal latency also ships
+    assert abtest.decide(latency=_test(0.001, 0.7), quality=_quality(0.1, (0.02, 0.2)), margin=0.05).verdict == "ship B"
+
+
+def test_decide_does_not_ship_b_on_a_drop_that_is_merely_not_significant():
+    # The old rule shipped B here: faster, and the 4-point drop is "not significant" (the CI
+    # contains 0). But the CI also contains a 12-point loss: non-inferiority is not shown.
+    decision = abtest.decide(latency=_test(-0.1, 1e-6), quality=_quality(-0.04, (-0.12, 0.03)), margin=0.05)
+    assert decision.verdict == "keep collecting"
+    assert "non-inferiority not shown" in str(decision)
+    # the same data with a margin fixed wider in advance (15 points) ships
+    assert abtest.decide(latency=_test(-0.1, 1e-6), quality=_quality(-0.04, (-0.12, 0.03)),
+                         margin=0.15).verdict == "ship B"
 
 
 def test_decide_keeps_a_when_b_is_significantly_slower_beyond_tolerance():
-    assert abtest.decide(latency=_test(0.05, 0.001), quality=_test(0.0, 1.0)).verdict == "keep A"
-    relaxed = abtest.decide(latency=_test(0.05, 0.001), quality=_test(0.1, 0.01), max_latency_increase=0.1)
+    good = _quality(0.0, (-0.02, 0.02))
+    assert abtest.decide(latency=_test(0.05, 0.001), quality=good, margin=0.05).verdict == "keep A"
+    relaxed = abtest.decide(latency=_test(0.05, 0.001), quality=_quality(0.1, (0.02, 0.2)), margin=0.05,
+                            max_latency_increase=0.1)
     assert relaxed.verdict == "ship B"
 
 
-def test_decide_without_significance_keeps_collecting():
-    decision = abtest.decide(latency=_test(-0.01, 0.3), quality=_test(0.05, 0.4))
-    assert decision.verdict == "keep collecting"
-    assert "no significant difference" in str(decision)
-    tolerant = abtest.decide(latency=_test(0.0, 0.9), quality=_test(-0.01, 0.01), max_accuracy_drop=0.02)
-    assert tolerant.verdict == "keep collecting"  # a tolerated, significant 1-point drop is not a reason to stop
+def test_decide_non_inferior_without_a_gain_keeps_collecting():
+    decision = abtest.decide(latency=_test(-0.01, 0.3), quality=_quality(0.0, (-0.02, 0.02)), margin=0.05)
+    assert decision.verdict == "keep collecting" and "no significant gain" in str(decision)
+
+
+def test_decide_needs_a_margin_and_an_interval():
+    with pytest.raises(ValueError):
+        abtest.decide(latency=_test(-0.1, 1e-6), quality=_quality(0.0, (-0.02, 0.02)), margin=0.0)
+    with pytest.raises(ValueError):
+        abtest.decide(latency=_test(-0.1, 1e-6), quality=_test(0.0, 0.5), margin=0.05)
+
+
+# ----------------------------------------------------------------------------- paired quality
+
+
+def test_paired_table_counts_each_item_once_and_needs_the_same_items():
+    a = {"s1": True, "s2": True, "s3": False, "s4": False, "s5": True}
+    b = {"s1": True, "s2": False, "s3": True, "s4": False, "s5": True}
+    table = abtest.paired_table(a, b)
+    assert (table.both_right, table.only_a_right, table.only_b_right, table.both_wrong) == (2, 1, 1, 1)
+    assert table.n == 5 and table.discordant == 2 and table.difference == 0.0
+    assert table.accuracy_a == table.accuracy_b == pytest.approx(0.6)
+    with pytest.raises(ValueError):
+        abtest.paired_table(a, {"s1": True})
+
+
+def test_mcnemar_exact_known_values():
+    # 10 items only A got right, 2 only B: p = 2 P(X <= 2), X ~ Bin(12, 1/2) = 2 * 79 / 4096
+    table = abtest.PairedTable(both_right=40, only_a_right=10, only_b_right=2, both_wrong=8)
+    result = abtest.mcnemar_test(table)
+    assert result.p_value == pytest.approx(158 / 4096, rel=1e-12)
+    assert result.p_value == pytest.approx(stats.binomtest(2, 12, 0.5).pvalue, rel=1e-12)
+    assert result.difference == pytest.approx(-8 / 60)
+    # symmetric, capped at 1, and 1 with no discordant items
+    flipped = abtest.PairedTable(40, 2, 10, 8)
+    assert abtest.mcnemar_test(flipped).p_value == pytest.approx(result.p_value)
+    assert abtest.mcnemar_test(abtest.PairedTable(5, 3, 3, 5)).p_value == 1.0
+    assert abtest.mcnemar_test(abtest.PairedTable(5, 0, 0, 5)).p_value == 1.0
+
+
+def test_mcnemar_chi_square_with_continuity_correction_known_values():
+    # (|10 - 2| - 1)^2 / 12 = 49 / 12
+    result = abtest.mcnemar_test(abtest.PairedTable(40, 10, 2, 8), exact=False)
+    assert result.statistic == pytest.approx(49 / 12)
+    assert result.p_value == pytest.approx(0.043308, abs=1e-6)
+    # Agresti (2002), Categorical Data Analysis, Table 10.1 (presidential approval, two surveys of
+    # the same 1,600 people): 794, 150, 86, 570 -> corrected statistic 63^2 / 236 = 16.82
+    agresti = abtest.PairedTable(both_right=794, only_a_right=150, only_b_right=86, both_wrong=570)
+    result = abtest.mcnemar_test(agresti, exact=False)
+    assert result.statistic == pytest.approx(3969 / 236)
+    assert result.p_value == pytest.approx(stats.chi2.sf(3969 / 236, 1))
+    assert result.difference == pytest.approx(-0.04)
+
+
+def test_paired_interval_matches_wald_at_large_n():
+    # Agresti's example again: the Wald interval of the paired difference, fine at n = 1600, is
+    # -0.04 +- 1.96 sqrt(236 - 64^2 / 1600) / 1600 = (-0.0587, -0.0213) (Agresti: -0.06 to -0.02)
+    agresti = abtest.PairedTable(794, 150, 86, 570)
+    low, high = abtest.paired_difference_ci(agresti)
+    half = 1.959964 * math.sqrt(236 - 64**2 / 1600) / 1600
+    assert low == pytest.approx(-0.04 - half, abs=1e-3) and high == pytest.approx(-0.04 + half, abs=1e-3)
+
+
+def test_paired_interval_edge_cases_stay_in_range():
+    assert abtest.paired_difference_ci(abtest.PairedTable(10, 0, 0, 0))[0] < 0 < abtest.paired_difference_ci(
+        abtest.PairedTable(10, 0, 0, 0))[1]
+    low, high = abtest.paired_difference_ci(abtest.PairedTable(0, 0, 20, 0))  # B right on all, A on none
+    assert -1 <= low <= high <= 1 and low > 0.5
+
+
+def test_paired_interval_covers_the_true_difference_about_95_percent():
+    # 60 items, strongly correlated variants (they agree on 90%): the paired interval must cover
+    # the truth ~95% of the time. Treating the two accuracies as independent samples ignores the
+    # correlation and gives intervals far too wide (coverage near 100%), so this can fail.
+    rng = np.random.default_rng(0)
+    cells = np.array([0.80, 0.06, 0.04, 0.10])  # both right, only A, only B, both wrong
+    truth = cells[2] - cells[1]
+    covered, unpaired_covered, width, unpaired_width = 0, 0, 0.0, 0.0
+    reps = 2000
+    for counts in rng.multinomial(60, cells, size=reps):
+        table = abtest.PairedTable(*map(int, counts))
+        low, high = abtest.paired_difference_ci(table)
+        covered += low <= truth <= high
+        width += high - low
+        z = abtest.two_proportion_z_test(table.both_right + table.only_a_right, 60,
+                                         table.both_right + table.only_b_right, 60)
+        unpaired_covered += z.ci[0] <= truth <= z.ci[1]
+        unpaired_width += z.ci[1] - z.ci[0]
+    assert 0.93 <= covered / reps <= 0.985
+    assert unpaired_covered / reps > 0.99 and unpaired_width > 1.3 * width
+
+
+def test_repeating_items_inflates_unpaired_tests_but_not_the_paired_one():
+    # A deterministic classifier and 60 items cycled 10 times: the unpaired z-test sees 600
+    # "independent" requests per arm and finds a 'significant' 5-point drop; the items say otherwise.
+    a = {i: i < 51 for i in range(60)}               # 51 / 60 right
+    b = {i: i < 48 for i in range(60)}               # 48 / 60 right, a subset of A's
+    cycled = abtest.two_proportion_z_test(51 * 10, 600, 48 * 10, 600)
+    paired = abtest.mcnemar_test(abtest.paired_table(a, b))
+    assert cycled.p_value < 0.05 < paired.p_value
+    assert paired.p_value == pytest.approx(0.25)       # 3 discordant items, all against B: 2 / 8
+
+
+def test_sample_size_mcnemar_hand_computed():
+    # psi = 0.2, d = 0.1: (1.95996 sqrt(.2) + .84162 sqrt(.19))^2 / .01 = 154.6 -> 155 pairs
+    assert abtest.sample_size_mcnemar(0.2, 0.1) == 155
+    assert abtest.sample_size_mcnemar(0.2, -0.1) == 155
+    assert abtest.sample_size_mcnemar(0.1, 0.1) < abtest.sample_size_mcnemar(0.3, 0.1)
+    with pytest.raises(ValueError):
+        abtest.sample_size_mcnemar(0.05, 0.1)
+    with pytest.raises(ValueError):
+        abtest.sample_size_mcnemar(0.2, 0.0)

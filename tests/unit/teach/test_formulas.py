@@ -34,7 +34,8 @@ def test_kv_bytes_per_token_course_model_fp32():
 
 @pytest.mark.parametrize("cache_gib, tokens", [(1, 23_296), (2, 46_592)])
 def test_capacity_matches_vllm_measurement(cache_gib, tokens):
-    # vLLM-CPU, VLLM_CPU_KVCACHE_SPACE=cache_gib, fp32 KV, block size 128 (measured, design doc sec. 6)
+    # vLLM-CPU, VLLM_CPU_KVCACHE_SPACE=cache_gib, fp32 KV, block size 128: what vLLM Lab 2.2 · 01
+    # measures (its engine at 1 GiB and vLLM's own planner for 1-8 GiB agree with this formula)
     assert f.kv_cache_capacity_tokens(cache_gib * 2**30, 46_080, 128) == tokens
     assert tokens % 128 == 0
 
@@ -83,9 +84,21 @@ def test_model_weight_bytes():
         f.model_weight_bytes(0, "fp16")
 
 
+@pytest.mark.parametrize("s", [0.5, 1, 2, 4])
+def test_square_gemm_intensity_is_2n_over_3s(s):
+    # n x n x n GEMM: 2n^3 FLOPs over 3 n^2 s bytes = 2n / (3s) (theory 2.1, section 2.2).
+    # s = 2 alone cannot tell 2n/(3s) from n/3: the other element sizes can.
+    n = 4096
+    assert f.matmul_arithmetic_intensity(n, n, n, s) == pytest.approx(2 * n / (3 * s))
+    if s != 2:
+        assert f.matmul_arithmetic_intensity(n, n, n, s) != pytest.approx(n / 3)
+
+
 def test_matmul_intensity_known_values():
-    # square n x n fp16: 2n^3 / (3 n^2 * 2) = n / 3
-    assert f.matmul_arithmetic_intensity(4096, 4096, 4096, 2) == pytest.approx(4096 / 3)
+    # square n x n fp32: 2 * 4096 / 12 = 682.7 FLOP/byte; a non-square case by hand:
+    # (64 x 512) @ (512 x 512): 2*64*512*512 = 33,554,432 FLOPs over (32768 + 262144 + 32768) * 4 bytes
+    assert f.matmul_arithmetic_intensity(4096, 4096, 4096, 4) == pytest.approx(8192 / 12)
+    assert f.matmul_arithmetic_intensity(64, 512, 512, 4) == pytest.approx(33_554_432 / (327_680 * 4))
     # matrix-vector (decode at batch 1) stays near 1 FLOP/byte in fp16
     assert f.matmul_arithmetic_intensity(1, 4096, 4096, 2) == pytest.approx(1.0, rel=1e-3)
     with pytest.raises(ValueError):
@@ -147,6 +160,16 @@ def test_speculative_expected_tokens():
 def test_expected_tokens_is_geometric_sum(alpha, gamma):
     assert f.speculative_expected_tokens(alpha, gamma) == pytest.approx(
         sum(alpha**i for i in range(gamma + 1)))
+
+
+def test_accepted_over_drafted_is_biased_below_alpha():
+    # alpha (1 - alpha^gamma) / ((1 - alpha) gamma): 0.8 * 0.5904 / 0.8 = 0.5904 at alpha 0.8, gamma 4
+    assert f.speculative_accepted_over_drafted(0.8, 4) == pytest.approx(0.5904)
+    assert f.speculative_accepted_over_drafted(0.5, 4) == pytest.approx(0.5 * (1 - 0.5**4) / (0.5 * 4))
+    assert f.speculative_accepted_over_drafted(0.7, 1) == pytest.approx(0.7)  # gamma 1: every draft is judged
+    assert f.speculative_accepted_over_drafted(1.0, 4) == 1.0
+    with pytest.raises(ValueError):
+        f.speculative_accepted_over_drafted(0.5, 0)
 
 
 def test_speculative_speedup():

@@ -6,7 +6,55 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from llmserve.teach.paged import OutOfBlocks, PagedKVCache, paged_waste, static_reservation_waste
+from llmserve.teach.paged import (
+    OutOfBlocks,
+    PagedKVCache,
+    full_block_prefix_hits,
+    paged_waste,
+    shareable_prefix_tokens,
+    static_reservation_waste,
+)
+
+# --- vLLM V1's sharing rule: full blocks only ----------------------------------------------
+
+
+def test_shareable_prefix_is_whole_blocks_short_of_the_last_token():
+    assert shareable_prefix_tokens(141, 128) == 128
+    assert shareable_prefix_tokens(256, 128) == 128      # the last token is always computed
+    assert shareable_prefix_tokens(257, 128) == 256
+    assert shareable_prefix_tokens(50, 128) == 0
+    assert shareable_prefix_tokens(0, 128) == 0
+    with pytest.raises(ValueError):
+        shareable_prefix_tokens(10, 0)
+
+
+def test_full_block_prefix_hits_replays_the_hash_lookup():
+    # What vLLM 0.32 reported for n=2 on three prompts (141, 281, 50 tokens, the 281-token one
+    # starting with the 141-token one's first block): 512 cached tokens in all.
+    a = list(range(141))
+    b = list(range(128)) + [1000 + i for i in range(153)]
+    c = list(range(2000, 2050))
+    hits = full_block_prefix_hits([a, a, b, b, c, c], 128)
+    assert hits == [0, 128, 128, 256, 0, 0] and sum(hits) == 512
+    # a later block matches only if every block before it matched (the hash chains the prefix)
+    d = [7] * 128 + list(range(128))
+    assert full_block_prefix_hits([a, d], 128) == [0, 0]
+
+
+@given(prompt=st.lists(st.integers(0, 50), min_size=1, max_size=40), block=st.integers(1, 6),
+       tails=st.lists(st.lists(st.integers(0, 50), max_size=15), min_size=1, max_size=3))
+def test_v1_style_fork_at_a_block_boundary_never_copies(prompt, block, tails):
+    cache = PagedKVCache(num_blocks=64, block_size=block)
+    cache.add_sequence("parent", prompt)
+    shared = shareable_prefix_tokens(len(prompt), block)
+    for i, tail in enumerate(tails):
+        cache.fork("parent", i, num_tokens=shared)
+        cache.append(i, prompt[shared:] + tail)
+        assert cache.tokens(i) == prompt + tail
+    cache.append("parent", [1, 2, 3])
+    assert cache.stats().copies_on_write == 0
+    assert cache.tokens("parent") == prompt + [1, 2, 3]
+
 
 # --- examples -------------------------------------------------------------------------------
 

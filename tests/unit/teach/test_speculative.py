@@ -127,6 +127,107 @@ def test_sampling_loop_matches_target_distribution_over_sequences():
     assert chi2.pvalue > 1e-3
 
 
+# --- the acceptance rate alpha: synthetic i.i.d. acceptance ---------------------------------
+
+
+class IIDTarget:
+    """A target whose greedy next token is a fixed function of the last token."""
+
+    def __call__(self, tokens, n):
+        rows = np.zeros((n, VOCAB))
+        for row, end in enumerate(range(len(tokens) - n + 1, len(tokens) + 1)):
+            rows[row, (3 * tokens[end - 1] + 1) % VOCAB] = 1.0
+        return rows
+
+
+class IIDDraft:
+    """Agrees with IIDTarget at each position independently with probability alpha.
+
+    Whether the draft is right at position t (the token after t tokens) is drawn once per
+    position, so every judgement of a draft token is an independent Bernoulli(alpha) trial.
+    """
+
+    def __init__(self, alpha: float, positions: int, seed: int):
+        self.right = np.random.default_rng(seed).random(positions) < alpha
+
+    def __call__(self, tokens, n):
+        rows = np.zeros((n, VOCAB))
+        for row, end in enumerate(range(len(tokens) - n + 1, len(tokens) + 1)):
+            want = (3 * tokens[end - 1] + 1) % VOCAB
+            rows[row, want if self.right[end] else (want + 1) % VOCAB] = 1.0
+        return rows
+
+
+IID_CASES = [(alpha, gamma) for alpha in (0.3, 0.5, 0.8, 0.95) for gamma in (1, 2, 4, 7)]
+
+
+@pytest.mark.parametrize(("alpha", "gamma"), IID_CASES)
+def test_greedy_iid_acceptance_recovers_alpha_and_tokens_per_step(alpha, gamma):
+    from llmserve.teach.formulas import speculative_accepted_over_drafted, speculative_expected_tokens
+
+    new_tokens = 6000
+    target, draft = IIDTarget(), IIDDraft(alpha, new_tokens + 10, seed=int(alpha * 100) + gamma)
+    got, stats = speculative_generate(target, draft, [1], new_tokens, gamma)
+    assert got == autoregressive_generate(target, [1], new_tokens)
+    # judged tokens: at least ~1,500 in every case, so the binomial sd of alpha-hat is below 0.013
+    assert stats.judged > 1000
+    assert stats.acceptance_rate == pytest.approx(alpha, abs=0.04)
+    assert stats.tokens_per_step == pytest.approx(speculative_expected_tokens(alpha, gamma), rel=0.04)
+    # accepted / drafted estimates alpha (1 - alpha^gamma) / ((1 - alpha) gamma), not alpha
+    assert stats.draft_acceptance_rate == pytest.approx(speculative_accepted_over_drafted(alpha, gamma), abs=0.04)
+
+
+@pytest.mark.parametrize(("alpha", "gamma"), [(0.5, 4), (0.8, 4), (0.8, 7)])
+def test_accepted_over_drafted_is_not_alpha(alpha, gamma):
+    # The old estimator, accepted / drafted, misses alpha by far more than the tolerance above:
+    # 0.48 instead of 0.8 at gamma = 4 (it counts unjudged draft tokens as rejections).
+    target, draft = IIDTarget(), IIDDraft(alpha, 6010, seed=7)
+    _, stats = speculative_generate(target, draft, [1], 6000, gamma)
+    assert abs(stats.draft_acceptance_rate - alpha) > 0.15
+    assert abs(stats.acceptance_rate - alpha) < 0.04
+
+
+@pytest.mark.parametrize(("alpha", "gamma"), [(0.4, 3), (0.75, 4)])
+def test_sampled_iid_acceptance_recovers_alpha(alpha, gamma):
+    # Sampling: a context-free target p and draft q accept a draft token with probability
+    # sum(min(p, q)) at every position, independently.
+    from llmserve.teach.formulas import speculative_acceptance_rate, speculative_expected_tokens
+
+    p = np.zeros(VOCAB)
+    p[:4] = [0.4, 0.3, 0.2, 0.1]
+    q = (1 - alpha) * np.roll(p, 4) + alpha * p        # overlap with p: sum(min(p, q)) = alpha
+    assert speculative_acceptance_rate(p, q) == pytest.approx(alpha)
+
+    def fixed(dist):
+        with np.errstate(divide="ignore"):
+            logits = np.log(dist)
+        return lambda tokens, n: np.tile(logits, (n, 1))
+
+    _, stats = speculative_generate(fixed(p), fixed(q), [0], 5000, gamma, temperature=1.0,
+                                    rng=np.random.default_rng(3))
+    assert stats.acceptance_rate == pytest.approx(alpha, abs=0.04)
+    assert stats.tokens_per_step == pytest.approx(speculative_expected_tokens(alpha, gamma), rel=0.05)
+
+
+def test_stats_from_steps_count_rejections_only_where_a_draft_token_was_rejected():
+    from llmserve.teach.speculative import SpeculativeStats
+
+    # drafted 4, accepted 4 (no rejection); 4 / 1 (rejected the 2nd); 2 / 2 (short draft, all
+    # accepted); 4 / 0 (rejected the 1st); 0 / 0 (nothing drafted)
+    stats = SpeculativeStats.from_steps(4, [4, 4, 2, 4, 0], [4, 1, 2, 0, 0])
+    assert (stats.steps, stats.drafted, stats.accepted, stats.rejections, stats.judged) == (5, 14, 7, 2, 9)
+    assert stats.acceptance_rate == pytest.approx(7 / 9)
+    assert stats.draft_acceptance_rate == pytest.approx(7 / 14)
+    assert stats.tokens_per_step == pytest.approx(12 / 5)
+    merged = stats.merge(SpeculativeStats.from_steps(4, [4], [3]))
+    assert (merged.accepted, merged.rejections) == (10, 3)
+    with pytest.raises(ValueError):
+        SpeculativeStats.from_steps(4, [3], [4])
+    with pytest.raises(ValueError):
+        SpeculativeStats.from_steps(2, [3], [1])
+    assert np.isnan(SpeculativeStats(gamma=2).acceptance_rate)
+
+
 # --- edge cases ------------------------------------------------------------------------------
 
 

@@ -52,9 +52,22 @@ def test_export_torchscript_refuses_configs_libtorch_cannot_serve(tmp_path):
     template.write_text(LIBTORCH.replace('platform: "pytorch_libtorch"', 'backend: "python"'))
     with pytest.raises(ValueError, match="not a libtorch configuration"):
         export_torchscript(_tiny_module(), [torch.ones(1, 3)], template, tmp_path / "repo")
-    template.write_text(LIBTORCH.replace("INPUT__0", "X"))
-    with pytest.raises(ValueError, match="INPUT__<i>"):
-        export_torchscript(_tiny_module(), [torch.ones(1, 3)], template, tmp_path / "repo")
+    for wrong in ("X", "INPUT__1", "INPUT_0"):  # no index, the wrong position, one underscore
+        template.write_text(LIBTORCH.replace("INPUT__0", wrong))
+        with pytest.raises(ValueError, match=r"input by its position, <name>__<index>"):
+            export_torchscript(_tiny_module(), [torch.ones(1, 3)], template, tmp_path / "repo")
+
+
+def test_libtorch_names_follow_name_index(tmp_path):
+    import torch
+
+    from llmserve.triton.torchscript import libtorch_position
+    assert [libtorch_position(n) for n in ("INPUT__0", "ids__1", "OUTPUT__12", "a__b__2")] == [0, 1, 12, 2]
+    assert [libtorch_position(n) for n in ("X", "INPUT_0", "__0", "INPUT__x")] == [None] * 4
+    template = tmp_path / "config.pbtxt"  # any <name> is valid, not only INPUT / OUTPUT
+    template.write_text(LIBTORCH.replace("INPUT__0", "features__0").replace("OUTPUT__0", "logits__0"))
+    export = export_torchscript(_tiny_module(), [torch.ones(1, 3)], template, tmp_path / "repo")
+    assert export.max_abs_diff <= 1e-6
 
 
 def test_export_torchscript_detects_a_mismatch(tmp_path):

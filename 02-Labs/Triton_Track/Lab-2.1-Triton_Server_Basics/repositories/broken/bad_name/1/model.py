@@ -1,4 +1,7 @@
-"""OUTPUT0 = INPUT0 + 1. The code is fine: what breaks this model is its config.pbtxt."""
+"""OUTPUT0 = INPUT0 + 1. The code is fine: what breaks this model is its config.pbtxt.
+
+The four broken models with inputs INPUT0/OUTPUT0 share this file on purpose: only their config.pbtxt differs.
+"""
 import numpy as np
 import triton_python_backend_utils as pb_utils
 

