@@ -10,10 +10,10 @@ NOTEBOOKS ?= 02-Labs
 LAB_PORT ?= 8888
 export COURSE_PROFILE ?=
 
-.PHONY: help setup setup-system lab test unit servers docs notebooks nbclean check status bench clean clean-cache
+.PHONY: help setup setup-system lab test unit integration docs notebooks nbclean check status bench clean clean-cache
 
 help:
-	@echo "make lab | test | unit | servers | setup | setup-system | check | status | bench | nbclean | clean"
+	@echo "make lab | test | unit | integration | setup | setup-system | check | status | bench | nbclean | clean"
 
 setup:
 	@bash 00-Course_Setup/setup.sh
@@ -34,19 +34,19 @@ lab: setup
 test: setup
 	@mkdir -p $(RESULTS); rm -f $(RESULTS)/*.xml; status=0; \
 	$(MAKE) --no-print-directory unit || status=1; \
-	$(MAKE) --no-print-directory servers || status=1; \
+	$(MAKE) --no-print-directory integration || status=1; \
 	$(MAKE) --no-print-directory docs || status=1; \
 	$(MAKE) --no-print-directory notebooks || status=1; \
 	$(MAKE) --no-print-directory status; \
 	exit $$status
 
-# Tests that start no server (under a minute): run them on every change.
+# Tests that start no server and load no model (under a minute): run them on every change.
 unit:
-	$(PY) -m pytest tests -q -m "not server" --junitxml=$(RESULTS)/unit.xml
+	$(PY) -m pytest tests -q -m "not server and not model" --junitxml=$(RESULTS)/unit.xml
 
-# Tests against real servers (Triton, vLLM, Prometheus): marked `server`.
-servers:
-	$(PY) -m pytest tests -q -m server --junitxml=$(RESULTS)/servers.xml
+# Tests against real servers (Triton, vLLM, Prometheus, the gateway) or a real model.
+integration:
+	$(PY) -m pytest tests -q -m "server or model" --junitxml=$(RESULTS)/integration.xml
 
 docs:
 	$(PY) -m pytest --markdown-docs -q 01-Theory --junitxml=$(RESULTS)/theory.xml -p no:cacheprovider

@@ -5,6 +5,9 @@
   test that tries fails with a message saying so. The stand-in processes of
   tests/unit/servers/test_lifecycle.py are plain `ManagedServer`s and are allowed there.
 - Nothing under tests/unit may be marked `server`.
+- A test that loads a real model (the fixtures `course_model`, `tiny_model_dir`, or the marker
+  `model`) takes seconds, not milliseconds: it is marked `model` and runs with the integration
+  tests, so `make unit` stays under a minute.
 """
 import pytest
 
@@ -13,8 +16,13 @@ from llmserve.servers import ManagedServer
 _LIFECYCLE_TESTS = "tests/unit/servers/test_lifecycle.py"
 
 
+MODEL_FIXTURES = {"course_model", "tiny_model_dir"}
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
+        if MODEL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.model)
         if item.get_closest_marker("server") and "/tests/unit/" in str(item.fspath):
             raise pytest.UsageError(f"{item.nodeid}: tests under tests/unit must not start servers")
 

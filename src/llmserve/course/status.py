@@ -2,7 +2,7 @@
 
 Nothing in the status file is written by hand: which commit, profile and machine it describes;
 per notebook pass/fail, duration and whether it is over its budget (course.toml); per-lab and
-overall totals against the suite budgets; the planned notebooks; the unit, server and theory
+overall totals against the suite budgets; the planned notebooks; the unit, integration and theory
 test counts.
 
     python -m llmserve.course.status test-results CHAPTER_02_STATUS.md
@@ -22,7 +22,7 @@ from pathlib import Path
 from llmserve.course.config import REPO_ROOT, detect_profile
 from llmserve.course.manifest import Manifest, manifest
 
-SUITES = ("unit", "servers", "theory", "notebooks")
+SUITES = ("unit", "integration", "theory", "notebooks")
 
 
 @dataclass
