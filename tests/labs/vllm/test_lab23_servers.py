@@ -106,7 +106,8 @@ def test_graceful_shutdown_finishes_streams_in_flight():
         gateway.process.send_signal(signal.SIGTERM)
         for thread in threads:
             thread.join(60)
-        assert gateway.process.wait(30) == 0
+        # uvicorn re-raises the SIGTERM after its graceful shutdown, so the exit status says why it stopped
+        assert gateway.process.wait(30) in (0, -signal.SIGTERM)
         assert len(results) == 3 and all(events[-1].get("done") for events in results)
 
 

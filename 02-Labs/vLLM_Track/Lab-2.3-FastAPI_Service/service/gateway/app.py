@@ -47,7 +47,10 @@ GUARDED_PREFIXES = ("/v1/chat/completions", "/demo/work", "/demo/stream")
 ERROR_RESPONSES = {code: {"model": ErrorBody} for code in (400, 404, 413, 422, 503)}
 SSE_RESPONSE = {200: {"description": "a chat.completion, or with `stream: true` a Server-Sent-Events stream of "
                                      "chat.completion.chunk objects ending with `data: [DONE]`",
-                      "content": {"text/event-stream": {"schema": {"type": "string"}}}}}
+                      "content": {"text/event-stream": {"schema": {  # one Server-Sent Event
+                          "type": "object", "required": ["data"],
+                          "properties": {"data": {"type": "string", "description": "a chat.completion.chunk as "
+                                                  "JSON, or [DONE]"}}}}}}}
 
 
 @dataclass
@@ -244,10 +247,7 @@ def _prepare(state: GatewayState, body) -> GenerationRequest:
     if body.model != settings.model_name:
         raise GatewayError(404, f"model {body.model!r} is not served here; available: [{settings.model_name!r}]",
                            code="model_not_found", param="model")
-    if body.max_tokens is not None and body.max_completion_tokens is not None \
-            and body.max_tokens != body.max_completion_tokens:
-        raise GatewayError(400, "max_tokens and max_completion_tokens disagree; send one of them",
-                           code="invalid_value", param="max_tokens")
+    # max_completion_tokens is OpenAI's newer name for max_tokens; when both are sent it wins (as in vLLM)
     max_tokens = body.max_completion_tokens or body.max_tokens or min(settings.default_max_tokens,
                                                                      settings.max_tokens_limit)
     messages = [m.model_dump() for m in body.messages]
