@@ -140,6 +140,48 @@ def hf_generate(model, tokenizer, prompt_ids: Sequence[Sequence[int]], max_new_t
                          texts=tuple(texts), token_ids=tuple(ids))
 
 
+
+def _step_clock():
+    """A transformers stopping criterion that never stops and records when each generated token
+    of the batch was ready (`.times`, perf_counter seconds)."""
+    import torch
+    from transformers import StoppingCriteria
+
+    class StepClock(StoppingCriteria):
+        def __init__(self):
+            self.times: list[float] = []
+
+        def __call__(self, input_ids, scores, **kwargs):
+            self.times.append(time.perf_counter())
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    return StepClock()
+
+
+def token_times(model, tokenizer, prompt_ids: Sequence[int], new_tokens: int) -> tuple[float, ...]:
+    """Greedy-generate exactly `new_tokens` for one prompt and return, per generated token, the
+    seconds from the start of `generate` until it was ready. The first entry is the prefill (plus
+    the first token); the differences after it are the decode steps. One call, one clock: no
+    subtraction of two separately timed runs, which timing noise can turn negative."""
+    import torch
+    from transformers import StoppingCriteriaList
+
+    if new_tokens < 1 or not prompt_ids:
+        raise ValueError("need new_tokens >= 1 and a non-empty prompt")
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    device = next(model.parameters()).device
+    input_ids, mask = left_pad([list(prompt_ids)], pad_id)
+    clock = _step_clock()
+    with torch.inference_mode():
+        began = time.perf_counter()
+        out = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device), do_sample=False,
+                             max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=pad_id,
+                             stopping_criteria=StoppingCriteriaList([clock]))
+    if out.shape[1] - input_ids.shape[1] != new_tokens or len(clock.times) != new_tokens:
+        raise RuntimeError(f"expected {new_tokens} generated tokens, got {out.shape[1] - input_ids.shape[1]}")
+    return tuple(t - began for t in clock.times)
+
+
 def first_difference(a: Sequence[int], b: Sequence[int]) -> int | None:
     """Index of the first position where two token sequences differ (None if one is a prefix of the other)."""
     for index, (x, y) in enumerate(zip(a, b, strict=False)):
@@ -187,20 +229,10 @@ def static_schedule(model, tokenizer, prompt_ids: Sequence[Sequence[int]], new_t
     count as arrived at t = 0.
     """
     import torch
-    from transformers import StoppingCriteria, StoppingCriteriaList
+    from transformers import StoppingCriteriaList
 
     if batch_size < 1 or not prompt_ids or len(prompt_ids) != len(new_tokens) or min(new_tokens) < 1:
         raise ValueError("need batch_size >= 1 and one positive new-token count per prompt")
-
-    class StepClock(StoppingCriteria):
-        """Never stops; records when each generated token of the batch was ready."""
-
-        def __init__(self):
-            self.times: list[float] = []
-
-        def __call__(self, input_ids, scores, **kwargs):
-            self.times.append(time.perf_counter())
-            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     device = next(model.parameters()).device
@@ -211,7 +243,7 @@ def static_schedule(model, tokenizer, prompt_ids: Sequence[Sequence[int]], new_t
             chunk, wanted = prompt_ids[start:start + batch_size], list(new_tokens[start:start + batch_size])
             longest = max(wanted)
             input_ids, mask = left_pad(chunk, pad_id)
-            clock = StepClock()
+            clock = _step_clock()
             group_start = time.perf_counter() - began
             out = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device), do_sample=False,
                                  max_new_tokens=longest, min_new_tokens=longest, pad_token_id=pad_id,

@@ -296,9 +296,9 @@ def decode_tokens_per_s(model, tokenizer, prompt_ids: Sequence[int], max_new_tok
 class PrefillDecode:
     """Batch-1 timings that separate the prompt's prefill from the decode steps after it.
 
-    Per repeat, `first_s` is the time of generating 1 token (prefill + the first token) and
-    `total_s` the time of generating 1 + `decode_tokens` tokens on the same prompt; their
-    difference is the time of `decode_tokens` decode steps alone.
+    Per repeat, one `generate` of 1 + `decode_tokens` tokens is timed token by token: `first_s`
+    is when the first token was ready (prefill + the first token) and `total_s` when the last one
+    was; their difference is the time of `decode_tokens` decode steps alone.
     """
     prompt_tokens: int
     decode_tokens: int
@@ -319,16 +319,15 @@ class PrefillDecode:
 def prefill_and_decode(model, tokenizer, prompt_ids: Sequence[int], decode_tokens: int,
                        repeats: int = 3) -> PrefillDecode:
     """Time prefill and decode of one prompt at batch 1 separately, `repeats` times (see PrefillDecode)."""
-    from llmserve.measure.hf_baseline import hf_generate
+    from llmserve.measure.hf_baseline import token_times
 
     if decode_tokens < 1 or repeats < 1:
         raise ValueError("need decode_tokens >= 1 and repeats >= 1")
     first, total = [], []
     for _ in range(repeats):
-        first.append(hf_generate(model, tokenizer, [list(prompt_ids)], max_new_tokens=1).seconds)
-        total.append(hf_generate(model, tokenizer, [list(prompt_ids)], max_new_tokens=1 + decode_tokens).seconds)
-        if total[-1] <= first[-1]:
-            raise RuntimeError("decoding took no time: timing noise swamps the measurement; use more tokens")
+        times = token_times(model, tokenizer, prompt_ids, new_tokens=1 + decode_tokens)
+        first.append(times[0])
+        total.append(times[-1])
     return PrefillDecode(prompt_tokens=len(prompt_ids), decode_tokens=decode_tokens, first_s=tuple(first),
                          total_s=tuple(total))
 

@@ -108,8 +108,9 @@ def offline_engine(model: str | Path | None = None, *, kv_cache_gib: float = 1.0
     on a GPU vLLM sizes the cache from gpu_memory_utilization instead.
     `in_process` picks the engine layout (None: `default_in_process()`, see the module docstring).
     `env` adds environment variables for the engine's start (e.g. VLLM_CPU_OMP_THREADS_BIND).
-    `log_level` is vLLM's logging level for this engine: WARNING unless COURSE_ENGINE_LOG_LEVEL says
-    otherwise, so a notebook shows what teaches rather than vLLM's INFO stream (pass "INFO" to see it).
+    `log_level` is vLLM's logging level for this engine: ERROR unless COURSE_ENGINE_LOG_LEVEL says
+    otherwise, so a notebook shows what teaches rather than vLLM's log stream (on CPU every start logs
+    some twenty warnings about GPU-only features; pass "WARNING" or "INFO" to see them).
     The engine's layout and start time are recorded as `llm.in_process` and `llm.startup_seconds`.
     """
     model = str(model or model_path())
@@ -118,7 +119,7 @@ def offline_engine(model: str | Path | None = None, *, kv_cache_gib: float = 1.0
                          "(int), so give a whole number of at least 1")
     dtype = dtype or ("auto" if config().profile == "gpu" else "float32")
     in_process = default_in_process() if in_process is None else in_process
-    log_level = (log_level or os.environ.get("COURSE_ENGINE_LOG_LEVEL") or "WARNING").upper()
+    log_level = (log_level or os.environ.get("COURSE_ENGINE_LOG_LEVEL") or "ERROR").upper()
     values = {**OFFLINE_ENV, "VLLM_CPU_KVCACHE_SPACE": f"{kv_cache_gib:g}", "VLLM_LOGGING_LEVEL": log_level,
               **(env or {})}
     logging.getLogger("vllm").setLevel(log_level)  # also when vllm was imported before this call

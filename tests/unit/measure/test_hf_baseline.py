@@ -13,6 +13,7 @@ from llmserve.measure.hf_baseline import (  # noqa: E402
     left_pad,
     load_model,
     static_schedule,
+    token_times,
 )
 
 
@@ -106,3 +107,13 @@ def test_static_schedule_computes_every_slot_until_the_group_ends(course_model):
         assert r.started < r.first_token <= r.own_done <= r.returned <= schedule.seconds
     with pytest.raises(ValueError):
         static_schedule(model, tokenizer, prompts, new_tokens=[1, 2], batch_size=2)
+
+
+def test_token_times_time_every_token_of_one_generation(course_model):
+    model, tokenizer = course_model
+    prompt = chat_prompt_ids(tokenizer, ["What is the capital of France?"])[0]
+    times = token_times(model, tokenizer, prompt, new_tokens=12)  # past the answer's EOS: min_new_tokens
+    assert len(times) == 12 and 0 < times[0]
+    assert all(later > earlier for earlier, later in zip(times, times[1:], strict=False))  # one clock, strictly increasing
+    with pytest.raises(ValueError):
+        token_times(model, tokenizer, prompt, new_tokens=0)

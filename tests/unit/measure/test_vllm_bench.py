@@ -6,7 +6,7 @@ from llmserve.measure.vllm_bench import RUNNER, BenchmarkError, ServeBenchmark
 
 FAKE = """\
 import json, sys
-print("[runner] imported", flush=True)
+print("[runner] imported in 0.0 s", flush=True)
 line = sys.stdin.readline()
 if not line.strip():
     sys.exit(0)
@@ -37,6 +37,13 @@ def test_run_sends_arguments_and_returns_the_saved_result():
     assert "after the block" not in bench.report()
 
 
+def test_wait_ready_returns_once_imported_and_fails_if_the_process_dies():
+    with ServeBenchmark(runner=FAKE) as bench:
+        assert bench.wait_ready(timeout=30) >= 0 and bench.import_seconds == 0.0
+    with ServeBenchmark(runner="import sys; sys.exit(5)") as dead, pytest.raises(BenchmarkError, match="code 5"):
+        dead.wait_ready(timeout=30)
+
+
 def test_failures_raise_with_the_output():
     with ServeBenchmark(runner=FAKE) as bench, pytest.raises(BenchmarkError, match="code 3(.|\n)*boom"):
         bench.run(["--fail"])
@@ -58,6 +65,7 @@ def test_the_real_runner_matches_the_installed_vllm():
     from pathlib import Path
 
     compile(RUNNER, "runner", "exec")
+    assert "[runner] imported in" in RUNNER and "setpriority" in RUNNER
     package = Path(importlib.util.find_spec("vllm").origin).parent  # a top-level spec imports nothing
     serve = (package / "benchmarks" / "serve.py").read_text()
     assert "def add_cli_args(parser" in serve and "def main(args" in serve
