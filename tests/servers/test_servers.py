@@ -71,6 +71,9 @@ def test_real_prometheus_scrapes_itself():
             result = prom.query('up{job="self"}')
             time.sleep(0.5)  # wait for the first scrape
         assert result and result[0]["value"][1] == "1"
+        scraped_at = float(result[0]["value"][0])
+        assert prom.query('up{job="self"}', at=scraped_at)[0]["value"][0] == scraped_at
+        assert prom.query('up{job="self"}', at=scraped_at - 3600) == []  # before Prometheus started: no sample
 
 
 @pytest.mark.server

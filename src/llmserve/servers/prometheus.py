@@ -47,9 +47,13 @@ class PrometheusServer(ManagedServer):
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def query(self, expr: str) -> list[dict]:
-        """Run an instant PromQL query; return the result vector."""
-        reply = requests.get(f"{self.base_url}/api/v1/query", params={"query": expr}, timeout=10).json()
+    def query(self, expr: str, at: float | None = None) -> list[dict]:
+        """Run an instant PromQL query (at Unix time `at`, default now); return the result vector.
+
+        Once a target is gone its series are marked stale and a query at "now" no longer sees them;
+        `at` asks about a moment when they were still scraped."""
+        params = {"query": expr} if at is None else {"query": expr, "time": f"{at:.3f}"}
+        reply = requests.get(f"{self.base_url}/api/v1/query", params=params, timeout=10).json()
         if reply.get("status") != "success":
             raise RuntimeError(f"PromQL query failed: {reply.get('error', reply)}")
         return reply["data"]["result"]

@@ -43,8 +43,11 @@ def test_labs_and_overviews_exist_where_notebooks_do():
 
 
 def test_workloads_grow_with_the_machine():
+    def size(value):  # a list (e.g. the offered loads of a sweep) grows by its number of points
+        return len(value) if isinstance(value, list) else value
+
     for key in M.workload("ci"):
-        assert M.workload("ci")[key] <= M.workload("cpu")[key] <= M.workload("gpu")[key], key
+        assert size(M.workload("ci")[key]) <= size(M.workload("cpu")[key]) <= size(M.workload("gpu")[key]), key
     assert set(M.workload("ci")) == set(M.workload("gpu"))
 
 
