@@ -74,6 +74,10 @@ def test_real_prometheus_scrapes_itself():
         scraped_at = float(result[0]["value"][0])
         assert prom.query('up{job="self"}', at=scraped_at)[0]["value"][0] == scraped_at
         assert prom.query('up{job="self"}', at=scraped_at - 3600) == []  # before Prometheus started: no sample
+        assert prom.value('up{job="self"}') == 1.0 and prom.value('up{job="nobody"}') is None
+        assert prom.wait_for_value('up{job="self"}', 1.0, timeout_s=5) == 1.0
+        with pytest.raises(TimeoutError, match="expected 2"):
+            prom.wait_for_value('up{job="self"}', 2.0, timeout_s=1)
 
 
 @pytest.mark.server

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -57,6 +58,20 @@ class PrometheusServer(ManagedServer):
         if reply.get("status") != "success":
             raise RuntimeError(f"PromQL query failed: {reply.get('error', reply)}")
         return reply["data"]["result"]
+
+    def value(self, expr: str, at: float | None = None) -> float | None:
+        """The first sample of an instant query as a number, or None when the query returns no series."""
+        result = self.query(expr, at=at)
+        return float(result[0]["value"][1]) if result else None
+
+    def wait_for_value(self, expr: str, expected: float, timeout_s: float = 15.0) -> float:
+        """Poll until `expr` has the expected value (Prometheus has scraped it); TimeoutError otherwise."""
+        deadline = time.monotonic() + timeout_s
+        while (value := self.value(expr)) != expected:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{expr} = {value} after {timeout_s:g} s, expected {expected}")
+            time.sleep(0.2)  # polling interval: the course's scrape configs scrape every second
+        return value
 
     def query_range(self, expr: str, start: float, end: float, step: float = 1.0) -> list[dict]:
         reply = requests.get(f"{self.base_url}/api/v1/query_range",
