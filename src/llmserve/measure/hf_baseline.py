@@ -140,22 +140,26 @@ def hf_generate(model, tokenizer, prompt_ids: Sequence[Sequence[int]], max_new_t
                          texts=tuple(texts), token_ids=tuple(ids))
 
 
-
-def _step_clock():
-    """A transformers stopping criterion that never stops and records when each generated token
-    of the batch was ready (`.times`, perf_counter seconds)."""
+def _generate_timed(model, input_ids, mask, new_tokens: int, pad_id: int) -> tuple[object, list[float]]:
+    """Greedy-generate exactly `new_tokens` for a left-padded batch; return the output ids and, per
+    generated token, the perf_counter time when it was ready (a stopping criterion that never stops)."""
     import torch
-    from transformers import StoppingCriteria
+    from transformers import StoppingCriteria, StoppingCriteriaList
+
+    times: list[float] = []
 
     class StepClock(StoppingCriteria):
-        def __init__(self):
-            self.times: list[float] = []
+        def __call__(self, ids, scores, **kwargs):
+            times.append(time.perf_counter())
+            return torch.zeros(ids.shape[0], dtype=torch.bool, device=ids.device)
 
-        def __call__(self, input_ids, scores, **kwargs):
-            self.times.append(time.perf_counter())
-            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
-
-    return StepClock()
+    device = next(model.parameters()).device
+    out = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device), do_sample=False,
+                         max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=pad_id,
+                         stopping_criteria=StoppingCriteriaList([StepClock()]))
+    if out.shape[1] - input_ids.shape[1] != new_tokens or len(times) != new_tokens:
+        raise RuntimeError(f"expected {new_tokens} generated tokens, got {out.shape[1] - input_ids.shape[1]}")
+    return out, times
 
 
 def token_times(model, tokenizer, prompt_ids: Sequence[int], new_tokens: int) -> tuple[float, ...]:
@@ -164,22 +168,15 @@ def token_times(model, tokenizer, prompt_ids: Sequence[int], new_tokens: int) ->
     the first token); the differences after it are the decode steps. One call, one clock: no
     subtraction of two separately timed runs, which timing noise can turn negative."""
     import torch
-    from transformers import StoppingCriteriaList
 
     if new_tokens < 1 or not prompt_ids:
         raise ValueError("need new_tokens >= 1 and a non-empty prompt")
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    device = next(model.parameters()).device
     input_ids, mask = left_pad([list(prompt_ids)], pad_id)
-    clock = _step_clock()
     with torch.inference_mode():
         began = time.perf_counter()
-        out = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device), do_sample=False,
-                             max_new_tokens=new_tokens, min_new_tokens=new_tokens, pad_token_id=pad_id,
-                             stopping_criteria=StoppingCriteriaList([clock]))
-    if out.shape[1] - input_ids.shape[1] != new_tokens or len(clock.times) != new_tokens:
-        raise RuntimeError(f"expected {new_tokens} generated tokens, got {out.shape[1] - input_ids.shape[1]}")
-    return tuple(t - began for t in clock.times)
+        _, times = _generate_timed(model, input_ids, mask, new_tokens, pad_id)
+    return tuple(t - began for t in times)
 
 
 def first_difference(a: Sequence[int], b: Sequence[int]) -> int | None:
@@ -229,13 +226,11 @@ def static_schedule(model, tokenizer, prompt_ids: Sequence[Sequence[int]], new_t
     count as arrived at t = 0.
     """
     import torch
-    from transformers import StoppingCriteriaList
 
     if batch_size < 1 or not prompt_ids or len(prompt_ids) != len(new_tokens) or min(new_tokens) < 1:
         raise ValueError("need batch_size >= 1 and one positive new-token count per prompt")
 
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    device = next(model.parameters()).device
     requests, prompt_slots, pad_slots, decode_slots = [], 0, 0, 0
     began = time.perf_counter()
     with torch.inference_mode():
@@ -243,14 +238,9 @@ def static_schedule(model, tokenizer, prompt_ids: Sequence[Sequence[int]], new_t
             chunk, wanted = prompt_ids[start:start + batch_size], list(new_tokens[start:start + batch_size])
             longest = max(wanted)
             input_ids, mask = left_pad(chunk, pad_id)
-            clock = _step_clock()
             group_start = time.perf_counter() - began
-            out = model.generate(input_ids=input_ids.to(device), attention_mask=mask.to(device), do_sample=False,
-                                 max_new_tokens=longest, min_new_tokens=longest, pad_token_id=pad_id,
-                                 stopping_criteria=StoppingCriteriaList([clock]))
-            if out.shape[1] - input_ids.shape[1] != longest or len(clock.times) != longest:
-                raise RuntimeError(f"group {group}: expected {longest} decode steps")
-            steps = [t - began for t in clock.times]
+            _, times = _generate_timed(model, input_ids, mask, longest, pad_id)
+            steps = [t - began for t in times]
             for offset, n in enumerate(wanted):
                 requests.append(ScheduledRequest(index=start + offset, group=group, new_tokens=n,
                                                  started=group_start, first_token=steps[0],
