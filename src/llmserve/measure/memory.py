@@ -54,3 +54,37 @@ def process_rss_mib(pid: int, include_children: bool = False) -> float:
         except psutil.Error:
             pass
     return total / 2**20
+
+
+def shared_memory_files(pid: int, *, include_children: bool = True, prefix: str = "/dev/shm/") -> dict[str, int]:
+    """Files under /dev/shm that a process (and its children) has mapped, with their sizes in bytes.
+
+    For Triton's Python backend these are the `triton_python_backend_shm_region_*` pools through which
+    every tensor passes between the server and a model's stub process; they grow with the largest request.
+    Read from /proc/<pid>/maps, so only this server's pools count, not another server's on the same machine.
+    """
+    import os
+
+    import psutil
+
+    pids = [pid]
+    if include_children:
+        try:
+            pids += [child.pid for child in psutil.Process(pid).children(recursive=True)]
+        except psutil.Error:
+            pass
+    files: dict[str, int] = {}
+    for one in pids:
+        try:
+            maps = Path(f"/proc/{one}/maps").read_text()
+        except OSError:
+            continue
+        for line in maps.splitlines():
+            parts = line.split(maxsplit=5)
+            if len(parts) == 6 and parts[5].startswith(prefix):
+                name = parts[5].removesuffix(" (deleted)")
+                try:
+                    files[name] = os.stat(name).st_size
+                except OSError:
+                    files.setdefault(name, 0)  # unlinked while mapped
+    return files

@@ -128,3 +128,25 @@ def startup_failure_threshold(time_to_ready_s: float, *, period_s: int, margin: 
     if time_to_ready_s <= 0 or period_s <= 0 or margin < 1:
         raise ValueError("need time_to_ready_s > 0, period_s > 0 and margin >= 1")
     return max(1, math.ceil(time_to_ready_s * margin / period_s))
+
+
+def hpa_desired_replicas(current_replicas: int, metric_value: float, target_value: float, *,
+                         min_replicas: int, max_replicas: int, tolerance: float = 0.1) -> int:
+    """The replica count the HorizontalPodAutoscaler asks for (its documented algorithm).
+
+    desired = ceil(current x metric / target), unchanged while metric/target is within `tolerance` of 1
+    (the controller's default 10 %), then clamped to [min_replicas, max_replicas].
+    """
+    if current_replicas < 1 or target_value <= 0:
+        raise ValueError("need current_replicas >= 1 and target_value > 0")
+    ratio = metric_value / target_value
+    desired = current_replicas if abs(ratio - 1.0) <= tolerance else math.ceil(current_replicas * ratio)
+    return max(min_replicas, min(max_replicas, desired))
+
+
+def adapter_metrics_query(metrics_query: str, *, group_by: str, label_matchers: str) -> str:
+    """A Prometheus-adapter `metricsQuery` with its <<.GroupBy>> and <<.LabelMatchers>> filled in."""
+    query = metrics_query.replace("<<.GroupBy>>", group_by).replace("<<.LabelMatchers>>", label_matchers)
+    if "<<" in query:
+        raise KubernetesArtefactError(f"placeholders left in the adapter query: {query}")
+    return " ".join(query.split())

@@ -86,3 +86,20 @@ def test_container_spec_reads_what_the_pod_would_run():
     assert spec.mounts == {"/etc/cfg": "cfg"}
     with pytest.raises(KubernetesArtefactError, match="expected one Service"):
         find_object([DEPLOYMENT], "Service")
+
+
+def test_hpa_algorithm_scales_by_the_ratio_outside_the_tolerance():
+    from llmserve.ops.kubernetes import hpa_desired_replicas
+    assert hpa_desired_replicas(2, 50_000, 20_000, min_replicas=2, max_replicas=6) == 5   # ceil(2 x 2.5)
+    assert hpa_desired_replicas(2, 21_000, 20_000, min_replicas=2, max_replicas=6) == 2   # within 10 %
+    assert hpa_desired_replicas(2, 500_000, 20_000, min_replicas=2, max_replicas=6) == 6  # clamped
+    assert hpa_desired_replicas(4, 0, 20_000, min_replicas=2, max_replicas=6) == 2        # idle: back to min
+
+
+def test_adapter_query_placeholders_are_all_filled():
+    from llmserve.ops.kubernetes import adapter_metrics_query
+    query = adapter_metrics_query("sum by (<<.GroupBy>>) (rate(x{<<.LabelMatchers>>}[1m]))",
+                                  group_by="pod", label_matchers='namespace="a"')
+    assert query == 'sum by (pod) (rate(x{namespace="a"}[1m]))'
+    with pytest.raises(KubernetesArtefactError, match="placeholders"):
+        adapter_metrics_query("x{<<.Series>>}", group_by="pod", label_matchers="")
