@@ -3,7 +3,7 @@
 The rule: anything with a lifecycle that must be stopped lives here, and holds the no-leak
 guarantee (own process group, parent-death signal, stop on exit and at interpreter exit).
 
-    from llmserve.servers import VLLMServer, TritonServer, PrometheusServer, offline_engine
+    from llmserve.servers import VLLMServer, TritonServer, PrometheusServer, NginxServer, offline_engine
 """
 from llmserve.servers.base import (
     OFFLINE_ENV,
@@ -15,6 +15,7 @@ from llmserve.servers.base import (
     port_is_free,
     stop_all,
 )
+from llmserve.servers.nginx import NginxConfigError, NginxServer, nginx_binary
 from llmserve.servers.offline import KVCacheReport, kv_cache_report, offline_engine, shutdown_engine
 from llmserve.servers.prometheus import PrometheusServer, prometheus_binary
 from llmserve.servers.redis import ArqWorker, RedisServer, redis_binary
@@ -26,4 +27,5 @@ __all__ = ["OFFLINE_ENV", "KVCacheReport", "ManagedServer", "PortInUseError", "P
            "ServerStartError", "TritonServer", "VLLMServer", "find_server_processes", "free_port",
            "kv_cache_report", "offline_engine", "port_is_free", "prometheus_binary", "shutdown_engine",
            "stop_all"]
+__all__ += ["NginxConfigError", "NginxServer", "nginx_binary"]
 __all__ += ["GATEWAY_DIR", "ArqWorker", "GatewayServer", "RedisServer", "UvicornServer", "redis_binary"]

@@ -32,7 +32,8 @@ import requests
 # Names a leaked course server shows in `ps`; used by the tests' leak check.
 SERVER_PROCESS_PATTERNS = ("tritonserver", "triton_python_backend_stub", "vllm.entrypoints",
                            "VLLM::", "EngineCore", "prometheus --config",
-                           "-m uvicorn", "llm-gateway", "redis-server", "-m arq")
+                           "-m uvicorn", "llm-gateway", "redis-server", "-m arq",
+                           "nginx: master process", "nginx: worker process")
 
 # Environment for every engine: no model hub, no usage reporting.
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1",
@@ -225,8 +226,10 @@ def find_server_processes(env_marker: str | None = None) -> list[str]:
             continue
         if env_marker:
             key, _, value = env_marker.partition("=")
+            # nginx overwrites its environment with its process title; NginxServer puts the marker's
+            # value into its prefix path, which the title shows.
             try:
-                if proc.environ().get(key) != value:
+                if proc.environ().get(key) != value and value not in cmdline:
                     continue
             except psutil.Error:
                 continue
