@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Debian packages the labs use: Prometheus (with promtool), nginx, Chromium, Redis, and tcmalloc
-# for `make bench`. Needs root.
+# Debian packages the labs use: Prometheus (with promtool), nginx, Chromium, Redis, openssl and unshare
+# (Triton Lab 2.4/2.5), g++ (torch.compile's CPU backend, Triton Lab 2.4 · 03), and tcmalloc for `make bench`. Needs root.
 # Services are not started: the course starts its own Prometheus (and Redis) per notebook.
 set -euo pipefail
 if [[ $(id -u) -ne 0 ]]; then
@@ -12,9 +12,12 @@ command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || missing+=(nginx)
 command -v chromium >/dev/null || missing+=(chromium)
 command -v redis-server >/dev/null || missing+=(redis-server)
 # tcmalloc: vLLM's CPU guide recommends preloading it; `make bench` (cpu_levers) measures it.
+command -v openssl >/dev/null || missing+=(openssl)
+command -v unshare >/dev/null || missing+=(util-linux)
+command -v g++ >/dev/null || missing+=(g++)
 ldconfig -p | grep 'libtcmalloc_minimal\.so' >/dev/null || missing+=(libtcmalloc-minimal4)
 if [[ ${#missing[@]} -eq 0 ]]; then
-  echo "[setup-system] prometheus, nginx, chromium, redis-server and libtcmalloc-minimal4 are installed"; exit 0
+  echo "[setup-system] prometheus, nginx, chromium, redis-server, openssl, unshare, g++ and libtcmalloc-minimal4 are installed"; exit 0
 fi
 # Keep package scripts from starting services (prometheus, nginx, redis) on install.
 policy=/usr/sbin/policy-rc.d
