@@ -14,7 +14,8 @@ A model's `model.py` keeps its docstring and only what differs, e.g.
 
 Modules: `common` (inputs, one response per request, HTTP 400 for a client mistake, 500 otherwise),
 `mlp` (the residual MLP of `advanced/mlp_*` and `lifecycle/scorer`), `sentiment` (zero-shot classifier of
-`classifier` and `sentiment`), `embedder`, `tokenizer`. Unit-tested without a server through a fake pb_utils
+`classifier` and `sentiment`), `embedder`, `tokenizer`, `pipeline` (the steps and BLS pipelines of Triton Lab
+2.4 · 01), `batching` (the batched MLP and the running sum of 2.4 · 02), `compiled` (the torch.compile MLP of 2.4 · 03). Unit-tested without a server through a fake pb_utils
 (tests/unit/triton_models/).
 
 Triton Lab 2.1's models do not use this package: there the `TritonPythonModel` interface is the lesson.
