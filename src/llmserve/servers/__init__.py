@@ -3,8 +3,9 @@
 The rule: anything with a lifecycle that must be stopped lives here, and holds the no-leak
 guarantee (own process group, parent-death signal, stop on exit and at interpreter exit).
 
-    from llmserve.servers import VLLMServer, TritonServer, PrometheusServer, NginxServer, offline_engine
+    from llmserve.servers import VLLMServer, TritonServer, PrometheusServer, NginxServer, AlertmanagerServer, offline_engine
 """
+from llmserve.servers.alertmanager import AlertmanagerServer, AlertWebhookReceiver, alertmanager_binary
 from llmserve.servers.base import (
     OFFLINE_ENV,
     ManagedServer,
@@ -27,5 +28,6 @@ __all__ = ["OFFLINE_ENV", "KVCacheReport", "ManagedServer", "PortInUseError", "P
            "ServerStartError", "TritonServer", "VLLMServer", "find_server_processes", "free_port",
            "kv_cache_report", "offline_engine", "port_is_free", "prometheus_binary", "shutdown_engine",
            "stop_all"]
+__all__ += ["AlertWebhookReceiver", "AlertmanagerServer", "alertmanager_binary"]
 __all__ += ["NginxConfigError", "NginxServer", "nginx_binary"]
 __all__ += ["GATEWAY_DIR", "ArqWorker", "GatewayServer", "RedisServer", "UvicornServer", "redis_binary"]
