@@ -16,6 +16,7 @@ from llmserve.servers.base import (
     port_is_free,
     stop_all,
 )
+from llmserve.servers.exporters import NodeExporter, ProcessExporter
 from llmserve.servers.nginx import NginxConfigError, NginxServer, nginx_binary
 from llmserve.servers.offline import KVCacheReport, kv_cache_report, offline_engine, shutdown_engine
 from llmserve.servers.prometheus import PrometheusServer, prometheus_binary
@@ -29,5 +30,6 @@ __all__ = ["OFFLINE_ENV", "KVCacheReport", "ManagedServer", "PortInUseError", "P
            "kv_cache_report", "offline_engine", "port_is_free", "prometheus_binary", "shutdown_engine",
            "stop_all"]
 __all__ += ["AlertWebhookReceiver", "AlertmanagerServer", "alertmanager_binary"]
+__all__ += ["NodeExporter", "ProcessExporter"]
 __all__ += ["NginxConfigError", "NginxServer", "nginx_binary"]
 __all__ += ["GATEWAY_DIR", "ArqWorker", "GatewayServer", "RedisServer", "UvicornServer", "redis_binary"]

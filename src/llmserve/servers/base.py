@@ -32,6 +32,7 @@ import requests
 # Names a leaked course server shows in `ps`; used by the tests' leak check.
 SERVER_PROCESS_PATTERNS = ("tritonserver", "triton_python_backend_stub", "vllm.entrypoints",
                            "VLLM::", "EngineCore", "prometheus --config", "alertmanager --config",
+                           "node-exporter --web", "process-exporter -config",
                            "-m uvicorn", "llm-gateway", "redis-server", "-m arq",
                            "nginx: master process", "nginx: worker process")
 
