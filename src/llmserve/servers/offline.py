@@ -79,8 +79,12 @@ def _start_watchdog(existing: set[int]) -> subprocess.Popen | None:
     children = sorted(_child_pids() - existing)
     if not children:
         return None
-    return subprocess.Popen([sys.executable, "-m", "llmserve.servers.watchdog", str(os.getpid()),
-                             *map(str, children)], stdin=subprocess.DEVNULL)
+    watchdog = subprocess.Popen([sys.executable, "-m", "llmserve.servers.watchdog", str(os.getpid()),
+                                 *map(str, children)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
+    # Until the watchdog has blocked SIGUSR1, that signal (a normal shutdown) would kill it by default.
+    watchdog.stdout.readline()
+    watchdog.stdout.close()
+    return watchdog
 
 
 def shutdown_engine(llm) -> None:

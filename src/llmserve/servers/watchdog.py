@@ -37,6 +37,7 @@ def main(argv: list[str]) -> int:
     if os.getppid() != parent:  # the parent died before prctl took effect
         _kill_tree(pids)
         return 0
+    print("ready", flush=True)  # the signals are blocked now: _start_watchdog waits for this line
     received = signal.sigwait({signal.SIGTERM, signal.SIGUSR1})
     if received == signal.SIGTERM:  # parent died: clean up what it left
         _kill_tree(pids)

@@ -79,11 +79,18 @@ def test_warm_up_compiles_during_the_load_so_the_first_request_is_fast(raw_http)
 @pytest.mark.server
 def test_a_failing_warm_up_fails_the_load_with_its_reason():
     from llmserve.servers import ServerStartError, TritonServer
-    with pytest.raises(ServerStartError, match="failed to run warmup sample 'nan_sample'"):
-        TritonServer(WARMUP, model_control="explicit", load_models=["mlp_warm_broken"]).start()
-    with TritonServer(WARMUP, model_control="explicit", load_models=["mlp_warm_broken"],
-                      extra_args=["--exit-on-error=false"], healthy=lambda r: r.status_code in (200, 400)) as server:
+    for _attempt in range(3):  # Triton 2.51 sometimes segfaults (-11) instead of exiting with code 1 here
+        with pytest.raises(ServerStartError) as failed:
+            TritonServer(WARMUP, model_control="explicit", load_models=["mlp_warm_broken"]).start()
+        if "code -11" not in str(failed.value):
+            break
+    assert "failed to run warmup sample 'nan_sample'" in str(failed.value)
+    # Loaded into a running server (the notebook's path: the --exit-on-error=false start-up variant made
+    # Triton 2.51 segfault now and then in CI).
+    with TritonServer(WARMUP, model_control="explicit", healthy=lambda r: r.status_code in (200, 400)) as server:
         url = f"http://{server.http_url}"
+        load = requests.post(f"{url}/v2/repository/models/mlp_warm_broken/load", timeout=120)
+        assert load.status_code == 400 and "failed to run warmup sample 'nan_sample'" in load.json()["error"]
         [entry] = [m for m in requests.post(f"{url}/v2/repository/index", json={}, timeout=10).json()
                    if m["name"] == "mlp_warm_broken"]
         assert entry["state"] == "UNAVAILABLE" and "NaN or infinite" in entry["reason"]
