@@ -85,9 +85,8 @@ def test_a_failing_warm_up_fails_the_load_with_its_reason():
         if "code -11" not in str(failed.value):
             break
     assert "failed to run warmup sample 'nan_sample'" in str(failed.value)
-    # Loaded into a running server (the notebook's path: the --exit-on-error=false start-up variant made
-    # Triton 2.51 segfault now and then in CI).
-    # Under CPU contention the same race can leave the load call unanswered: 45 s (it takes about 6), then a retry.
+    # Loaded into a running server (the notebook's path; at start-up the same failure can segfault Triton 2.51).
+    # Under CPU contention the race can leave the load call unanswered instead: 45 s (it takes about 6), then a retry.
     for attempt in range(3):
         with TritonServer(WARMUP, model_control="explicit", healthy=lambda r: r.status_code in (200, 400)) as server:
             url = f"http://{server.http_url}"
