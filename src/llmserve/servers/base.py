@@ -78,6 +78,21 @@ def _die_with_parent() -> None:  # runs in the child between fork and exec
 _LIVE: set[ManagedServer] = set()
 
 
+def _wait_until_gone(pids: list[int], timeout_s: float) -> None:
+    """Wait until none of `pids` runs any more (a zombie counts as gone: it holds no resources)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        alive = []
+        for pid in pids:
+            with contextlib.suppress(psutil.Error):
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    alive.append(pid)
+        if not alive:
+            return
+        pids = alive
+        time.sleep(0.05)  # polling interval while the kernel tears the processes down
+
+
 def stop_all() -> None:
     """Stop every server this process started and has not stopped yet."""
     for server in list(_LIVE):
@@ -182,6 +197,9 @@ class ManagedServer:
                 psutil.Process(pid).kill()
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=5)
+        # A killed process takes a moment to exit (an engine frees gigabytes of memory first):
+        # return only when every member is gone, so "stopped" means stopped.
+        _wait_until_gone(members, timeout_s=10)
 
     @property
     def running(self) -> bool:
