@@ -19,30 +19,10 @@ import time
 from pathlib import Path
 
 from llmserve.bench.common import Entry, grounded_prompts, median_of, spread
+from llmserve.teach.speculative import CallTimer
 
 NAME = "speculative_teaching"
 GAMMA = 4
-
-
-class CallTimer:
-    """Wrap a `model(tokens, n) -> logits` callable and time every call. The first call after
-    `new_prompt()` is the prefill (it carries the prompt); later calls are decode steps."""
-
-    def __init__(self, model):
-        self.model = model
-        self.prefill_s: list[float] = []
-        self.step_s: list[float] = []
-        self._prefill = True
-
-    def new_prompt(self) -> None:
-        self._prefill = True
-
-    def __call__(self, tokens, n):
-        began = time.perf_counter()
-        out = self.model(tokens, n)
-        (self.prefill_s if self._prefill else self.step_s).append(time.perf_counter() - began)
-        self._prefill = False
-        return out
 
 
 def _alpha_estimator() -> str:

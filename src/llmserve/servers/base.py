@@ -146,23 +146,37 @@ class ManagedServer:
         self.startup_seconds = time.perf_counter() - began
         return self
 
+    # How often start() polls for readiness, and how readiness is checked. Subclasses whose
+    # readiness is not an HTTP endpoint (Redis, a worker) override `_is_ready`.
+    poll_interval_s = 0.5
+
+    def _is_ready(self) -> bool:
+        try:
+            return bool(self._healthy(requests.get(self.health_url, timeout=2, **self._health_request_options())))
+        except requests.RequestException:
+            return False
+
+    def _health_request_options(self) -> dict:
+        return {}
+
+    def _log_description(self) -> str:
+        return f"its log ({self.log_path})"
+
     def _wait_until_healthy(self) -> None:
         deadline = time.monotonic() + self.start_timeout
         while True:
             code = self.process.poll()
             if code is not None:
                 raise ServerStartError(f"{self.name} exited with code {code} while starting.\n"
-                                       f"Last lines of its log ({self.log_path}):\n{self.log_tail()}")
-            try:
-                if self._healthy(requests.get(self.health_url, timeout=2)):
-                    return
-            except requests.RequestException:
-                pass
+                                       f"Last lines of {self._log_description()}:\n{self.log_tail()}")
+            if self._is_ready():
+                return
             if time.monotonic() > deadline:
+                where = f" at {self.health_url}" if self.health_url else ""
                 raise ServerStartError(
-                    f"{self.name} was not healthy at {self.health_url} after {self.start_timeout:.0f} s.\n"
-                    f"Last lines of its log ({self.log_path}):\n{self.log_tail()}")
-            time.sleep(0.5)  # polling interval while waiting for the health endpoint
+                    f"{self.name} was not healthy{where} after {self.start_timeout:.0f} s.\n"
+                    f"Last lines of {self._log_description()}:\n{self.log_tail()}")
+            time.sleep(self.poll_interval_s)  # polling interval while waiting for readiness
 
     def stop(self, grace: float = 15.0) -> None:
         """Stop the server, then make sure nothing of it is left.

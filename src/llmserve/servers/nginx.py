@@ -26,7 +26,6 @@ import re
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
@@ -133,23 +132,13 @@ class NginxServer(ManagedServer):
         test_config(self.config_file, self.workdir, self.binary)
         return super().start()
 
-    def _wait_until_healthy(self) -> None:
-        """Like ManagedServer's, with `verify` for a TLS health URL (a CA file, or False)."""
-        deadline = time.monotonic() + self.start_timeout
-        while True:
-            code = self.process.poll()
-            if code is not None:
-                raise ServerStartError(f"nginx exited with code {code} while starting.\n"
-                                       f"Last lines of its error log ({self.error_log}):\n{self.log_tail()}")
-            try:
-                if self._healthy(requests.get(self.health_url, timeout=2, verify=self.verify)):
-                    return
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                raise ServerStartError(f"nginx did not answer at {self.health_url} after {self.start_timeout:.0f} s."
-                                       f"\nLast lines of its error log ({self.error_log}):\n{self.log_tail()}")
-            time.sleep(0.1)  # polling interval: nginx starts in milliseconds
+    poll_interval_s = 0.1  # nginx starts in milliseconds
+
+    def _health_request_options(self) -> dict:
+        return {"verify": self.verify}  # a TLS health URL: a CA file, or False
+
+    def _log_description(self) -> str:
+        return f"its error log ({self.error_log})"
 
     def log_tail(self, lines: int = 25) -> str:
         """The end of nginx's error log (where nginx writes), then of its standard output."""

@@ -15,7 +15,6 @@ import shutil
 import socket
 import sys
 import tempfile
-import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -48,22 +47,10 @@ def redis_command(port: int, *parts: str, timeout: float = 2.0) -> bytes:
 class _PolledServer(ManagedServer):
     """A ManagedServer whose readiness is not an HTTP endpoint: subclasses implement `_is_ready()`."""
 
+    poll_interval_s = 0.1
+
     def _is_ready(self) -> bool:
         raise NotImplementedError
-
-    def _wait_until_healthy(self) -> None:
-        deadline = time.monotonic() + self.start_timeout
-        while True:
-            code = self.process.poll()
-            if code is not None:
-                raise ServerStartError(f"{self.name} exited with code {code} while starting.\n"
-                                       f"Last lines of its log ({self.log_path}):\n{self.log_tail()}")
-            if self._is_ready():
-                return
-            if time.monotonic() > deadline:
-                raise ServerStartError(f"{self.name} was not ready after {self.start_timeout:.0f} s.\n"
-                                       f"Last lines of its log ({self.log_path}):\n{self.log_tail()}")
-            time.sleep(0.1)  # polling interval while waiting for readiness
 
 
 class RedisServer(_PolledServer):

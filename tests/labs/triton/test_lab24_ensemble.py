@@ -181,6 +181,11 @@ def test_steps_of_ensemble_and_bls_are_traced_under_their_parent(server):
         [parent] = [t for t in traces if t.model_name == model and t.parent_id is None]
         steps = sorted((t for t in traces if t.parent_id == parent.id), key=lambda t: t.timestamps["COMPUTE_START"])
         assert [t.model_name for t in steps] == ["tokenizer", "lm", "postprocess"], model
-        for step in steps:  # each step ran inside the pipeline request's time in the server
+        for step in steps:  # each step started inside the pipeline request's time in the server
             assert parent.timestamps["HTTP_RECV_START"] < step.timestamps["COMPUTE_START"] < \
-                step.timestamps["COMPUTE_END"] < parent.timestamps["HTTP_SEND_START"], (model, step.model_name)
+                step.timestamps["COMPUTE_END"], (model, step.model_name)
+            assert step.timestamps["COMPUTE_START"] < parent.timestamps["HTTP_SEND_START"], (model, step.model_name)
+        # The steps before the last one finish before the answer is sent. The last step's answer is forwarded
+        # as soon as it is sent, and its COMPUTE_END is stamped after that (seen: 0.1 ms later under load).
+        for step in steps[:-1]:
+            assert step.timestamps["COMPUTE_END"] < parent.timestamps["HTTP_SEND_START"], (model, step.model_name)

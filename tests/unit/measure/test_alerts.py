@@ -52,12 +52,14 @@ def test_timeline_records_each_state_once_in_order(apis):
     with AlertTimeline(apis.url, apis.url, interval_s=0.02) as timeline:
         apis.prometheus = [{"labels": LABELS, "state": "pending"}]
         pending = timeline.wait_for("Slow", "pending", timeout_s=2, model="m")
+        # One change at a time: two changes made together may be polled in either order.
         apis.prometheus = [{"labels": LABELS, "state": "firing"}]
-        apis.alertmanager = [{"labels": LABELS, "status": {"state": "suppressed", "inhibitedBy": ["abc"]}}]
         firing = timeline.wait_for("Slow", "firing", timeout_s=2, model="m")
+        apis.alertmanager = [{"labels": LABELS, "status": {"state": "suppressed", "inhibitedBy": ["abc"]}}]
         timeline.wait_for("Slow", "suppressed", timeout_s=2)
-        apis.prometheus, apis.alertmanager = [], []
+        apis.prometheus = []
         inactive = timeline.wait_for("Slow", "inactive", timeout_s=2)
+        apis.alertmanager = []
         timeline.wait_for("Slow", "gone", timeout_s=2)
     assert pending <= firing <= inactive
     states = [(t.source, t.state) for t in timeline.transitions]

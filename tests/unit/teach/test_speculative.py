@@ -6,6 +6,7 @@ import pytest
 from scipy import stats as scipy_stats
 
 from llmserve.teach.speculative import (
+    CallTimer,
     autoregressive_generate,
     greedy_verify,
     rejection_sample,
@@ -322,3 +323,18 @@ def test_prompt_lookup_speculation_is_exact_and_accepts_on_copy_tasks():
     got, stats = speculative_generate(target, PromptLookupDraft(VOCAB), prompt, 30, 4, temperature=1.0,
                                       rng=np.random.default_rng(0))
     assert len(got) == 30 and 0 < stats.acceptance_rate < 1
+
+
+def test_call_timer_sets_the_prefill_of_each_prompt_apart_from_the_decode_steps():
+    target, draft = CallTimer(ToyLM(seed=0)), CallTimer(ToyLM(seed=1, noise=1.0))
+    prompts = [[1, 2, 3], [4, 5, 6, 7]]
+    for prompt in prompts:
+        target.new_prompt()
+        draft.new_prompt()
+        _, stats = speculative_generate(target, draft, prompt, 12, 3)
+        assert len(target.step_s) + len(target.prefill_s) == target.model.calls
+    # one prefill per prompt for each model; every other call is a decode step
+    assert len(target.prefill_s) == len(draft.prefill_s) == len(prompts)
+    assert len(target.step_s) == target.model.calls - len(prompts)
+    assert len(draft.step_s) == draft.model.calls - len(prompts)
+    assert all(s >= 0 for s in target.prefill_s + target.step_s + draft.prefill_s + draft.step_s)
