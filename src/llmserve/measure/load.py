@@ -400,7 +400,7 @@ def arrival_offsets(rate: float, *, num_requests: int | None = None, duration: f
 def open_loop(call: Callable[[int], Any], *, rate: float, num_requests: int | None = None,
               duration: float | None = None, burstiness: float = 1.0, seed: int | None = 0,
               drain_timeout: float | None = None, progress: bool = True,
-              description: str = "requests") -> LoadRun:
+              description: str = "requests", stop: threading.Event | None = None) -> LoadRun:
     """Send `call(0), call(1), ...` at the times of `arrival_offsets(rate, ...)`, each in its own
     thread, without waiting for earlier requests to answer; then wait for the answers.
 
@@ -408,6 +408,11 @@ def open_loop(call: Callable[[int], Any], *, rate: float, num_requests: int | No
     (seconds after the last send) bounds the wait for answers, and a request still unanswered then
     is recorded as failed (its thread is left to finish on its own and its answer is dropped).
     A call that raises counts as a failed request; the run goes on.
+
+    `stop` ends the sending early: once the event is set (from another thread, e.g. when an alert
+    has fired), no further request is sent, the answers of those sent are awaited as usual, and the
+    run holds only the requests that were sent. Run the loop in a thread to overload a server until
+    something happens, without knowing in advance how long that takes.
     """
     if drain_timeout is not None and drain_timeout < 0:
         raise ValueError("drain_timeout must not be negative")
@@ -437,7 +442,11 @@ def open_loop(call: Callable[[int], Any], *, rate: float, num_requests: int | No
     for index, offset in enumerate(offsets):
         due = started + offset
         wait = due - time.perf_counter()
-        if wait > 0:
+        if stop is not None:
+            if stop.wait(wait) if wait > 0 else stop.is_set():  # pacing, and an early end when asked
+                offsets = offsets[:index]
+                break
+        elif wait > 0:
             time.sleep(wait)  # pacing to the schedule: the open loop's clock
         thread = threading.Thread(target=send, args=(index, due), daemon=True)
         thread.start()

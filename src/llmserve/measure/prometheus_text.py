@@ -34,3 +34,22 @@ def metric_total(samples: dict[SampleKey, float], name: str, **labels: str) -> f
     """Sum of the samples called `name` whose labels include `labels`."""
     return sum(value for (sample, pairs), value in samples.items()
                if sample == name and all(dict(pairs).get(k) == v for k, v in labels.items()))
+
+
+_TYPE = re.compile(r"^#\s*TYPE\s+(?P<name>[a-zA-Z_:][a-zA-Z0-9_:]*)\s+(?P<kind>\w+)")
+_SERIES_OF = {"histogram": ("_bucket", "_count", "_sum"), "summary": ("", "_count", "_sum"),
+              "gaugehistogram": ("_bucket", "_gcount", "_gsum")}
+
+
+def exposed_metric_names(text: str) -> set[str]:
+    """Every series name a /metrics page can carry: the names of its samples, and those its `# TYPE` lines
+    declare (a histogram `x` as x_bucket, x_count and x_sum). A labelled counter that has not counted yet
+    (prometheus_client prints no sample before its first `.labels(...)`) is still declared, so a rule that
+    reads it is not reported as reading a metric that does not exist."""
+    names = {name for name, _ in parse_prometheus_text(text)}
+    for line in text.splitlines():
+        declared = _TYPE.match(line.strip())
+        if declared:
+            suffixes = _SERIES_OF.get(declared["kind"], ("",))
+            names |= {declared["name"] + suffix for suffix in suffixes}
+    return names

@@ -12,8 +12,9 @@ process at once: it imports (at a lower CPU priority), then waits for its argume
 the import can overlap other work (e.g. the server's start-up); `wait_ready()` makes sure it is
 done before a measurement starts. `run(args)` sends them, waits, and returns the result
 JSON that the benchmark writes (`--save-result --save-detailed`: per-request TTFTs, latencies,
-send times). The process ends after one run, when stdin closes (also when the parent dies), or
-when the context manager exits.
+send times). `run_many([args, ...])` runs several benchmarks one after the other in the same
+process, so a rate sweep pays for one import. The process ends after its run(s), when stdin closes
+(also when the parent dies), or when the context manager exits.
 
     with ServeBenchmark() as bench:
         result = bench.run(["--base-url", url, "--model", name, "--tokenizer", str(model_dir),
@@ -61,12 +62,13 @@ thread.join()
 if failed:
     raise failed[0]
 print(f"[runner] imported in {time.perf_counter() - began:.1f} s", flush=True)
-line = sys.stdin.readline()
-if not line.strip():
-    sys.exit(0)  # no arguments: the parent closed stdin or went away
-parser = loaded["parser"](description="vllm bench serve")
-loaded["add_cli_args"](parser)
-loaded["main"](parser.parse_args(json.loads(line)))
+runs = 0
+while (line := sys.stdin.readline()).strip():  # one run per line, until the parent closes stdin
+    parser = loaded["parser"](description="vllm bench serve")
+    loaded["add_cli_args"](parser)
+    loaded["main"](parser.parse_args(json.loads(line)))
+    runs += 1
+    print(f"[runner] run {runs} done", flush=True)
 """
 
 _OWN_ARGS = ("--save-result", "--result-dir", "--result-filename")
@@ -123,16 +125,27 @@ class ServeBenchmark:
     def run(self, args: Sequence[str], timeout: float = 600.0) -> dict:
         """Run `vllm bench serve <args>` (its result is saved and returned: do not pass --save-result,
         --result-dir or --result-filename) and return the result JSON as a dict."""
-        args = [str(a) for a in args]
-        if any(a.split("=")[0] in _OWN_ARGS for a in args):
-            raise ValueError(f"{', '.join(_OWN_ARGS)} are set by ServeBenchmark")
+        return self.run_many([args], timeout=timeout)[0]
+
+    def run_many(self, runs: Sequence[Sequence[str]], timeout: float = 600.0) -> list[dict]:
+        """Run `vllm bench serve` once per argument list, one after the other in this process (vLLM is
+        imported once), and return their result JSONs in order. `timeout` bounds all runs together."""
+        if not runs:
+            raise ValueError("give at least one run")
         if self.process.poll() is not None:
             raise BenchmarkError(f"the benchmark process already ended (code {self.process.returncode}):\n"
                                  f"{self.output()[-3000:]}")
-        argv = [*args, "--save-result", "--save-detailed", "--result-dir", str(self.workdir),
-                "--result-filename", self.result_path.name]
+        paths, lines = [], []
+        for number, args in enumerate(runs):
+            args = [str(a) for a in args]
+            if any(a.split("=")[0] in _OWN_ARGS for a in args):
+                raise ValueError(f"{', '.join(_OWN_ARGS)} are set by ServeBenchmark")
+            path = self.result_path if len(runs) == 1 else self.workdir / f"result-{number + 1}.json"
+            paths.append(path)
+            lines.append(json.dumps([*args, "--save-result", "--save-detailed", "--result-dir", str(self.workdir),
+                                     "--result-filename", path.name]) + "\n")
         began = time.perf_counter()
-        self.process.stdin.write((json.dumps(argv) + "\n").encode())
+        self.process.stdin.write("".join(lines).encode())
         self.process.stdin.close()
         try:
             code = self.process.wait(timeout=timeout)
@@ -141,17 +154,19 @@ class ServeBenchmark:
             raise BenchmarkError(f"the benchmark did not finish within {timeout:g} s:\n{self.output()[-3000:]}") \
                 from None
         self.run_seconds = time.perf_counter() - began
-        if code != 0 or not self.result_path.exists():
+        if code != 0 or not all(path.exists() for path in paths):
             raise BenchmarkError(f"the benchmark exited with code {code}:\n{self.output()[-3000:]}")
-        return json.loads(self.result_path.read_text())
+        return [json.loads(path.read_text()) for path in paths]
 
-    def report(self) -> str:
-        """The benchmark's own printed summary (the block between its ==== lines), if any."""
+    def report(self, run: int = 0) -> str:
+        """The benchmark's own printed summary (the block between its ==== lines), if any: of the first run,
+        or of run number `run` (0-based; -1 is the last) after `run_many`."""
         lines = self.output().splitlines()
-        start = next((i for i, line in enumerate(lines) if "Serving Benchmark Result" in line), None)
-        if start is None:
+        starts = [i for i, line in enumerate(lines) if "Serving Benchmark Result" in line]
+        if not starts or not -len(starts) <= run < len(starts):
             return ""
-        end = next((i for i in range(len(lines) - 1, start, -1) if set(lines[i].strip()) == {"="}), len(lines) - 1)
+        start = starts[run]
+        end = next((i for i in range(start + 1, len(lines)) if set(lines[i].strip()) == {"="}), len(lines) - 1)
         return "\n".join(lines[start:end + 1])
 
     def close(self) -> None:

@@ -75,8 +75,6 @@ def metric_names_in_rules(*rule_files: str | Path) -> set[str]:
     """The metric names the rules read from scrapes: every series selector in every `expr`, minus the names
     the files themselves record. Check them against a live `/metrics` so a renamed metric cannot leave an
     alert that silently never fires."""
-    import re
-
     import yaml
 
     referenced: set[str] = set()
@@ -86,12 +84,17 @@ def metric_names_in_rules(*rule_files: str | Path) -> set[str]:
             for rule in group["rules"]:
                 if "record" in rule:
                     recorded.add(rule["record"])
-                expr = str(rule["expr"])
-                expr = re.sub(r'"(?:[^"\\]|\\.)*"', "", expr)                       # strings
-                expr = re.sub(r"\{[^}]*\}", "", expr)                                # label matchers
-                expr = re.sub(r"\[[^\]]*\]", "", expr)                               # range windows
-                expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
-                for name in re.findall(r"(?<![\w:.])([a-zA-Z_:][\w:]*)(?![\w:])(?!\s*\()", expr):
-                    if name.lower() not in _PROMQL_WORDS:
-                        referenced.add(name)
+                referenced |= metric_names_in_expr(str(rule["expr"]))
     return referenced - recorded
+
+
+def metric_names_in_expr(expr: str) -> set[str]:
+    """The metric names one PromQL expression selects (functions, keywords, labels and strings left out)."""
+    import re
+
+    expr = re.sub(r'"(?:[^"\\]|\\.)*"', "", expr)                       # strings
+    expr = re.sub(r"\{[^}]*\}", "", expr)                                # label matchers
+    expr = re.sub(r"\[[^\]]*\]", "", expr)                               # range windows
+    expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", "", expr)
+    return {name for name in re.findall(r"(?<![\w:.])([a-zA-Z_:][\w:]*)(?![\w:])(?!\s*\()", expr)
+            if name.lower() not in _PROMQL_WORDS}

@@ -19,6 +19,7 @@ from llmserve.servers.base import (
 from llmserve.servers.exporters import NodeExporter, ProcessExporter
 from llmserve.servers.nginx import NginxConfigError, NginxServer, nginx_binary
 from llmserve.servers.offline import KVCacheReport, kv_cache_report, offline_engine, shutdown_engine
+from llmserve.servers.otlp import OTLPTraceReceiver
 from llmserve.servers.prometheus import PrometheusServer, prometheus_binary
 from llmserve.servers.redis import ArqWorker, RedisServer, redis_binary
 from llmserve.servers.triton import TritonServer
@@ -31,5 +32,6 @@ __all__ = ["OFFLINE_ENV", "KVCacheReport", "ManagedServer", "PortInUseError", "P
            "stop_all"]
 __all__ += ["AlertWebhookReceiver", "AlertmanagerServer", "alertmanager_binary"]
 __all__ += ["NodeExporter", "ProcessExporter"]
+__all__ += ["OTLPTraceReceiver"]
 __all__ += ["NginxConfigError", "NginxServer", "nginx_binary"]
 __all__ += ["GATEWAY_DIR", "ArqWorker", "GatewayServer", "RedisServer", "UvicornServer", "redis_binary"]

@@ -313,6 +313,79 @@ def littles_law_concurrency(throughput_per_s: float, latency_s: float) -> float:
     return throughput_per_s * latency_s
 
 
+def time_average_in_flight(intervals: Iterable[tuple[float, float]], start: float, end: float) -> float:
+    """L measured directly: the number of requests in flight, averaged over the time from `start` to `end`.
+
+    `intervals` are (arrival, departure) times; each counts for the part of it inside the window. Little's law
+    says this equals throughput x mean time in system when the window holds whole requests (theory 2.2 §9).
+    """
+    if not end > start:
+        raise ValueError(f"end must be after start, got {start!r}..{end!r}")
+    busy = 0.0
+    for arrival, departure in intervals:
+        if departure < arrival:
+            raise ValueError(f"a request cannot leave ({departure!r}) before it arrives ({arrival!r})")
+        busy += max(0.0, min(departure, end) - max(arrival, start))
+    return busy / (end - start)
+
+
+def completion_rate(end_times: Sequence[float]) -> float:
+    """Requests completed per second in the steady part of a run: (n - 1) / (last completion - first completion).
+
+    Completed requests / wall time counts the run's ramp-up (the first answer comes one latency after the first
+    request) and is biased low for runs not much longer than a request; the gaps between completions are not."""
+    if len(end_times) < 2:
+        raise ValueError("need at least two completions")
+    span = max(end_times) - min(end_times)
+    _positive("completion span", span)
+    return (len(end_times) - 1) / span
+
+
+def power_knee(throughputs: Sequence[float], latencies: Sequence[float]) -> int:
+    """The knee of a latency-throughput curve: the index of the point with the highest *power*,
+    throughput / latency (Kleinrock, "Power and deterministic rules of thumb for probabilistic problems in
+    computer communications", ICC 1979; theory 2.2 §9 rule 5).
+
+    Below saturation, more load raises throughput at almost the same latency, so power grows; past it,
+    throughput stays flat while the queue raises latency, so power falls. Its maximum is the operating point
+    with the most work per unit of waiting. The points are offered loads in increasing order.
+    """
+    if len(throughputs) != len(latencies) or not throughputs:
+        raise ValueError("throughputs and latencies must be non-empty and of equal length")
+    for value in throughputs:
+        _non_negative("throughput", value)
+    for value in latencies:
+        _positive("latency", value)
+    powers = [x / w for x, w in zip(throughputs, latencies, strict=True)]
+    return max(range(len(powers)), key=powers.__getitem__)
+
+
+def burn_rate(bad_ratio: float, slo_target: float) -> float:
+    """How fast an error budget is spent: the share of bad events over the share the SLO allows.
+
+    Burn rate 1 spends exactly the budget over the SLO period; 10 spends it in a tenth of the period
+    (Google SRE Workbook, "Alerting on SLOs", 2018; theory 2.2 §10).
+    """
+    if not 0 < slo_target < 1:
+        raise ValueError(f"slo_target must lie strictly between 0 and 1, got {slo_target!r}")
+    if not 0 <= bad_ratio <= 1:
+        raise ValueError(f"bad_ratio must lie in [0, 1], got {bad_ratio!r}")
+    return bad_ratio / (1 - slo_target)
+
+
+def burn_rate_threshold(budget_share: float, window_s: float, period_s: float) -> float:
+    """The burn rate that spends `budget_share` of a period's error budget within `window_s`:
+    budget_share x period / window. 2 % of a 30-day budget in 1 h gives 14.4; 5 % in 6 h gives 6
+    (the SRE Workbook's page thresholds)."""
+    if not 0 < budget_share <= 1:
+        raise ValueError(f"budget_share must lie in (0, 1], got {budget_share!r}")
+    _positive("window_s", window_s)
+    _positive("period_s", period_s)
+    if window_s > period_s:
+        raise ValueError("the window cannot be longer than the SLO period")
+    return budget_share * period_s / window_s
+
+
 def slo_attainment(ttft_s, tpot_s, ttft_slo_s: float, tpot_slo_s: float) -> float:
     """Fraction of requests whose TTFT <= ttft_slo_s AND TPOT <= tpot_slo_s.
 

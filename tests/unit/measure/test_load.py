@@ -237,6 +237,23 @@ def test_open_loop_stops_by_itself():
     assert stuck.wall_seconds < 10
 
 
+def test_open_loop_stops_sending_when_asked_and_keeps_what_it_sent():
+    stop = threading.Event()
+
+    def call(i):
+        if i == 4:
+            stop.set()  # e.g. an alert has fired: the fifth request is the last one sent
+        return i
+
+    # evenly spaced, 50 ms apart: the call sets the event long before the next request is due
+    run = open_loop(call, rate=20.0, duration=30, burstiness=math.inf, progress=False, stop=stop)
+    assert [r.index for r in run.records] == [0, 1, 2, 3, 4]
+    assert all(r.ok for r in run.records) and run.wall_seconds < 10
+    already = threading.Event()
+    already.set()
+    assert open_loop(lambda i: i, rate=10.0, duration=5, progress=False, stop=already).records == []
+
+
 def test_open_loop_records_errors():
     def call(i):
         if i % 3 == 0:

@@ -37,6 +37,31 @@ def test_run_sends_arguments_and_returns_the_saved_result():
     assert "after the block" not in bench.report()
 
 
+FAKE_MANY = """\
+import json, sys
+print("[runner] imported in 0.0 s", flush=True)
+while (line := sys.stdin.readline()).strip():   # the real runner's loop: one run per line
+    argv = json.loads(line)
+    value = lambda name: argv[argv.index(name) + 1]
+    rate = float(value("--request-rate"))
+    print("============ Serving Benchmark Result ============")
+    print(f"Request rate configured (RPS):           {rate:.2f}")
+    print("==================================================")
+    with open(value("--result-dir") + "/" + value("--result-filename"), "w") as f:
+        json.dump({"request_rate": rate}, f)
+"""
+
+
+def test_run_many_runs_each_argument_list_in_one_process_in_order():
+    with ServeBenchmark(runner=FAKE_MANY) as bench:
+        results = bench.run_many([["--request-rate", rate] for rate in (1, 2.5, 4)])
+        assert [r["request_rate"] for r in results] == [1.0, 2.5, 4.0]
+        assert "2.50" in bench.report(1) and "4.00" in bench.report(-1) and "1.00" in bench.report()
+        assert bench.report(3) == "" and bench.report(1).count("Serving Benchmark Result") == 1
+    with ServeBenchmark(runner=FAKE_MANY) as bench, pytest.raises(ValueError, match="at least one"):
+        bench.run_many([])
+
+
 def test_wait_ready_returns_once_imported_and_fails_if_the_process_dies():
     with ServeBenchmark(runner=FAKE) as bench:
         assert bench.wait_ready(timeout=30) >= 0 and bench.import_seconds == 0.0

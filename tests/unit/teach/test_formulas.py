@@ -308,3 +308,65 @@ def test_backoff():
 
 def test_dtype_bytes_unchanged():
     assert f.DTYPE_BYTES["fp32"] == 4 and f.DTYPE_BYTES["bf16"] == 2 and f.DTYPE_BYTES["int4"] == 0.5
+
+
+# -- Little's law measured, the knee, burn rates (theory 2.2 §9-10) ------------------------------
+
+def test_time_average_in_flight_counts_overlap_with_the_window():
+    # two requests overlapping for 1 s inside a 4 s window: 2 s + 2 s of presence -> L = 1
+    assert f.time_average_in_flight([(0.0, 2.0), (1.0, 3.0)], 0.0, 4.0) == pytest.approx(1.0)
+    # only the part inside the window counts
+    assert f.time_average_in_flight([(-5.0, 1.0), (3.0, 10.0)], 0.0, 4.0) == pytest.approx(0.5)
+    assert f.time_average_in_flight([], 0.0, 1.0) == 0.0
+    with pytest.raises(ValueError):
+        f.time_average_in_flight([(2.0, 1.0)], 0.0, 4.0)
+    with pytest.raises(ValueError):
+        f.time_average_in_flight([(0.0, 1.0)], 1.0, 1.0)
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.tuples(st.floats(0, 50), st.floats(0, 10)), min_size=1, max_size=40))
+def test_littles_law_holds_for_whole_requests_in_the_window(arrivals_and_stays):
+    intervals = [(a, a + w) for a, w in arrivals_and_stays]
+    end = max(d for _, d in intervals) + 1.0
+    measured = f.time_average_in_flight(intervals, 0.0, end)
+    throughput = len(intervals) / end
+    mean_stay = sum(d - a for a, d in intervals) / len(intervals)
+    assert measured == pytest.approx(f.littles_law_concurrency(throughput, mean_stay), abs=1e-9)
+
+
+def test_completion_rate_ignores_the_ramp_up():
+    # 2 requests/s for 5 s, each taking 3 s: wall-time throughput says 10 / 8 s, the completions say 2/s
+    ends = [3.0 + i * 0.5 for i in range(10)]
+    assert f.completion_rate(ends) == pytest.approx(2.0)
+    with pytest.raises(ValueError):
+        f.completion_rate([1.0])
+    with pytest.raises(ValueError):
+        f.completion_rate([1.0, 1.0])
+
+
+def test_power_knee_is_where_throughput_stops_paying_for_latency():
+    # throughput follows the offered load up to 4 req/s, then saturates while latency grows
+    throughputs = [1.0, 2.0, 3.9, 4.1, 4.1]
+    latencies = [1.0, 1.05, 1.2, 3.0, 6.0]
+    assert f.power_knee(throughputs, latencies) == 2
+    assert f.power_knee([1.0], [0.5]) == 0
+    with pytest.raises(ValueError):
+        f.power_knee([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError):
+        f.power_knee([1.0], [0.0])
+
+
+def test_burn_rates_of_the_sre_workbook():
+    assert f.burn_rate(0.01, 0.99) == pytest.approx(1.0)
+    assert f.burn_rate(0.144, 0.99) == pytest.approx(14.4)
+    assert f.burn_rate(0.0, 0.999) == 0.0
+    month, hour = 30 * 24 * 3600, 3600
+    assert f.burn_rate_threshold(0.02, hour, month) == pytest.approx(14.4)
+    assert f.burn_rate_threshold(0.05, 6 * hour, month) == pytest.approx(6.0)
+    assert f.burn_rate_threshold(0.10, 72 * hour, month) == pytest.approx(1.0)
+    for bad in ((0.5, 1.0), (1.5, 0.9), (-0.1, 0.9)):
+        with pytest.raises(ValueError):
+            f.burn_rate(*bad)
+    with pytest.raises(ValueError):
+        f.burn_rate_threshold(0.02, 2 * month, month)
