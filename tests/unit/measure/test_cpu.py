@@ -34,9 +34,11 @@ def test_a_pinned_command_and_pinned_threads():
     cpu = usable_cpus()[-1]
     child = subprocess.Popen(pinned_command([sys.executable, "-c", "import time; time.sleep(5)"], {cpu}))
     try:
-        wait = psutil.Process(child.pid)
-        while "taskset" in " ".join(wait.cmdline()):  # taskset execs the command: wait until it has
-            pass
+        process, deadline = psutil.Process(child.pid), time.monotonic() + 10
+        # between fork and exec the child still shows pytest's command line, then taskset's; taskset sets the
+        # affinity and execs the command: wait until the command itself runs
+        while "time.sleep" not in " ".join(process.cmdline()) or "taskset" in process.name():
+            assert time.monotonic() < deadline, process.cmdline()
         assert all(cpus == {cpu} for cpus in thread_affinities(child.pid).values())
         first = usable_cpus()[0]
         assert pin_threads(child.pid, {first}) >= 1
