@@ -15,7 +15,7 @@ import yaml
 
 from llmserve.course.config import REPO_ROOT
 from llmserve.measure.openai_stream import stream_load
-from llmserve.measure.prometheus_text import parse_prometheus_text
+from llmserve.measure.prometheus_text import exposed_metric_names, parse_prometheus_text
 from llmserve.measure.screenshot import png_size, prometheus_graph_url, screenshot
 from llmserve.ops.alerting import check_rules, metric_names_in_rules, run_rule_tests
 from llmserve.ops.dashboards import dashboard_panels, dashboard_problems, metric_names_in_dashboard
@@ -218,3 +218,13 @@ def test_chromium_renders_prometheus_graph_page(stack, tmp_path):
     url = prometheus_graph_url(stack["prometheus"].base_url, ["job:vllm_num_requests_running:sum"], range_s=60)
     png = screenshot(url, tmp_path / "graph.png", window_size=(900, 700))
     assert png_size(png) == (900, 700) and png.stat().st_size > 10_000  # a rendered page, not a blank one
+
+
+@pytest.mark.server
+def test_every_metric_notebook_04s_alert_rules_read_is_on_the_live_vllm_and_gateway(stack):
+    alert_rules = MONITORING / "rules" / "vllm-alerts.yml"
+    gateway_text = stack["gateway"].metrics_text()
+    live = exposed_metric_names(stack["vllm"].metrics_text()) | exposed_metric_names(gateway_text) | {"up"}
+    assert metric_names_in_rules(alert_rules) <= live, sorted(metric_names_in_rules(alert_rules) - live)
+    # the SLO rules read the chat route's counter and the 1 s bucket of the TTFT histogram
+    assert 'route="/v1/chat/completions"' in gateway_text and 'le="1.0"' in gateway_text

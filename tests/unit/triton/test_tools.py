@@ -128,3 +128,19 @@ def test_read_trace_file_merges_entries_per_request(tmp_path):
 def test_trace_stages_maps_grpc_send_stamps():
     trace = Trace(id=1, timestamps={"GRPC_SEND_START": 10_000, "GRPC_SEND_END": 15_000})
     assert trace_stages(trace) == {"send response": 5.0}
+
+
+def test_read_until_polls_until_the_statistics_catch_up_and_returns_the_last_reading():
+    from llmserve.triton.statistics import read_until
+
+    readings = iter([{"inference_count": 8}, {"inference_count": 9}, {"inference_count": 10}, {"inference_count": 10}])
+    calls = []
+
+    def read():
+        calls.append(1)
+        return next(readings)
+
+    assert read_until(read, lambda s: s["inference_count"] >= 10, interval_s=0) == {"inference_count": 10}
+    assert len(calls) == 3
+    never = read_until(lambda: {"inference_count": 3}, lambda s: s["inference_count"] >= 10, timeout_s=0.05)
+    assert never == {"inference_count": 3}
