@@ -21,13 +21,17 @@ import time
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from triton_course_models.common import ClientError, client_error, required_input, server_error
+from triton_course_models.common import (
+    ClientError,
+    answer_rows,
+    client_error,
+    finite_rows,
+    parameter,
+    required_input,
+    server_error,
+)
 
 FEATURES = 16
-
-
-def parameter(model_config: dict, key: str, default: str) -> str:
-    return model_config.get("parameters", {}).get(key, {}).get("string_value", default)
 
 
 class BatchedMLP:
@@ -51,28 +55,13 @@ class BatchedMLP:
         self.head = torch.randn(width, 1, generator=generator) / width ** 0.5
 
     def execute(self, requests):
-        rows, errors = [], {}
-        for index, request in enumerate(requests):
-            try:
-                x = required_input(request, "X").as_numpy()
-                if not np.all(np.isfinite(x)):
-                    raise ClientError("X holds NaN or infinite values: send finite features")
-                rows.append((index, x.astype(np.float32)))
-            except ClientError as error:
-                errors[index] = client_error(str(error))
+        rows, errors = finite_rows(requests, "X")
         if rows:  # one forward pass over all the rows of all the valid requests
             batch = self.torch.from_numpy(np.ascontiguousarray(np.concatenate([x for _, x in rows])))
             with self.torch.inference_mode():
                 scores = (self.body(batch) @ self.head).numpy()
-        responses, start = [], 0
-        sizes = {index: len(x) for index, x in rows}
-        for index in range(len(requests)):
-            if index in errors:
-                responses.append(errors[index])
-                continue
-            responses.append(pb_utils.InferenceResponse([pb_utils.Tensor("SCORE", scores[start:start + sizes[index]])]))
-            start += sizes[index]
-        return responses
+        return answer_rows(len(requests), rows, errors,
+                           lambda start, end: [pb_utils.Tensor("SCORE", scores[start:end])])
 
 
 class RunningSum:

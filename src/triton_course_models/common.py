@@ -43,6 +43,45 @@ def respond(requests: Sequence, answer: Callable[[object], list]) -> list:
     return responses
 
 
+def parameter(model_config: dict, key: str, default: str | None = None) -> str:
+    """A string parameter of config.pbtxt (`parameters: { key: ..., value: { string_value: ... } }`); without
+    a default, a missing parameter fails the model load with the key it needs."""
+    value = model_config.get("parameters", {}).get(key, {}).get("string_value", default)
+    if value is None:
+        raise pb_utils.TritonModelException(f"config.pbtxt needs a `{key}` parameter")
+    return value
+
+
+def finite_rows(requests: Sequence, name: str) -> tuple[list[tuple[int, np.ndarray]], dict]:
+    """The float32 rows of input `name` of every valid request, as (request index, rows), and a 400 response
+    per request that lacks it or holds NaN or infinite values (for `answer_rows`)."""
+    rows, errors = [], {}
+    for index, request in enumerate(requests):
+        try:
+            x = required_input(request, name).as_numpy()
+            if not np.all(np.isfinite(x)):
+                raise ClientError(f"{name} holds NaN or infinite values: send finite features")
+            rows.append((index, x.astype(np.float32, copy=False)))
+        except ClientError as error:
+            errors[index] = client_error(str(error))
+    return rows, errors
+
+
+def answer_rows(count: int, rows: list[tuple[int, np.ndarray]], errors: dict,
+                outputs: Callable[[int, int], list]) -> list:
+    """One response per request, in order: its error from `finite_rows`, or `outputs(start, end)`, the output
+    tensors of its rows `start:end` in the batch stacked from `rows`."""
+    responses, start, sizes = [], 0, {index: len(x) for index, x in rows}
+    for index in range(count):
+        if index in errors:
+            responses.append(errors[index])
+            continue
+        end = start + sizes[index]
+        responses.append(pb_utils.InferenceResponse(outputs(start, end)))
+        start = end
+    return responses
+
+
 def course_model_dir() -> str:
     """The course LLM's folder, from COURSE_MODEL_DIR (set by llmserve's TritonServer); no path in config.pbtxt."""
     model_dir = os.environ.get("COURSE_MODEL_DIR")

@@ -25,15 +25,10 @@ import time
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from triton_course_models.common import ClientError, required_input, respond
+from triton_course_models.common import ClientError, parameter, required_input, respond
 
 FEATURES, HIDDEN = 16, 256
 LOGGED_EXECUTIONS = 4  # the first executes are logged with their requests' batch sizes
-
-
-def parameter(model_config: dict, key: str, default: str = "") -> str:
-    """A string parameter of config.pbtxt (`parameters: { key: ..., value: { string_value: ... } }`)."""
-    return model_config.get("parameters", {}).get(key, {}).get("string_value", default)
 
 
 class CompiledMLP:
@@ -46,7 +41,7 @@ class CompiledMLP:
 
     def initialize(self, args):
         model_config = json.loads(args["model_config"])
-        cache = parameter(model_config, "inductor_cache")
+        cache = parameter(model_config, "inductor_cache", "")
         self._private_cache = None if cache else tempfile.mkdtemp(prefix="inductor-")
         os.environ["TORCHINDUCTOR_CACHE_DIR"] = cache or self._private_cache
         os.environ.setdefault("TORCHINDUCTOR_COMPILE_THREADS", "1")  # no compile worker pool on 2 cores

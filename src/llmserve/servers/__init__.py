@@ -14,6 +14,7 @@ from llmserve.servers.base import (
     find_server_processes,
     free_port,
     port_is_free,
+    start_together,
     stop_all,
 )
 from llmserve.servers.exporters import NodeExporter, ProcessExporter
@@ -22,6 +23,7 @@ from llmserve.servers.offline import KVCacheReport, kv_cache_report, offline_eng
 from llmserve.servers.otlp import OTLPTraceReceiver
 from llmserve.servers.prometheus import PrometheusServer, prometheus_binary
 from llmserve.servers.redis import ArqWorker, RedisServer, redis_binary
+from llmserve.servers.router import RouterMetrics, VLLMRouterServer, router_binary
 from llmserve.servers.triton import TritonServer
 from llmserve.servers.uvicorn import GATEWAY_DIR, GatewayServer, UvicornServer
 from llmserve.servers.vllm import VLLMServer
@@ -35,3 +37,5 @@ __all__ += ["NodeExporter", "ProcessExporter"]
 __all__ += ["OTLPTraceReceiver"]
 __all__ += ["NginxConfigError", "NginxServer", "nginx_binary"]
 __all__ += ["GATEWAY_DIR", "ArqWorker", "GatewayServer", "RedisServer", "UvicornServer", "redis_binary"]
+
+__all__ += ["RouterMetrics", "VLLMRouterServer", "router_binary", "start_together"]

@@ -11,15 +11,14 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import requests
 
 from llmserve.servers.base import ManagedServer, ServerStartError, pick_port
+from llmserve.servers.receiver import PostReceiver
 
 
 def alertmanager_binary() -> str:
@@ -90,7 +89,7 @@ class Notification:
 
 
 @dataclass
-class AlertWebhookReceiver:
+class AlertWebhookReceiver(PostReceiver):
     """An HTTP endpoint Alertmanager's webhook_config posts to; it keeps every notification it receives.
 
     It runs in a thread of this process (no child process), on a free port, until `stop()` or the end of `with`.
@@ -99,43 +98,22 @@ class AlertWebhookReceiver:
     port: int | None = None
     notifications: list[Notification] = field(default_factory=list)
 
+    thread_name = "alert-webhook"
+
     def __post_init__(self):
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._init_receiver()
 
     def url(self, path: str = "/") -> str:
         return f"http://127.0.0.1:{self.port}{path}"
 
-    def start(self) -> AlertWebhookReceiver:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's naming)
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                try:
-                    payload = json.loads(body)
-                except ValueError:
-                    self.send_response(400)
-                    self.end_headers()
-                    return
-                with receiver._lock:
-                    receiver.notifications.append(Notification(self.path, time.time(), payload))
-                self.send_response(200)
-                self.end_headers()
-
-            def log_message(self, *args):  # quiet: the notebook prints what matters
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", pick_port(self.port)), Handler)
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, name="alert-webhook", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
+    def handle_post(self, path, headers, body):
+        try:
+            payload = json.loads(body)
+        except ValueError:
+            return 400, {}
+        with self._lock:
+            self.notifications.append(Notification(path, time.time(), payload))
+        return 200, {}
 
     def received(self, path: str | None = None, status: str | None = None) -> list[Notification]:
         """The notifications so far, optionally only those to `path` and/or with group `status`."""
@@ -151,10 +129,4 @@ class AlertWebhookReceiver:
                 raise TimeoutError(f"no {status or ''} notification to {path or 'any path'} within {timeout_s:g} s")
             time.sleep(0.1)  # polling interval while waiting for Alertmanager to deliver
         return found[0]
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()
 

@@ -34,7 +34,8 @@ SERVER_PROCESS_PATTERNS = ("tritonserver", "triton_python_backend_stub", "vllm.e
                            "VLLM::", "EngineCore", "prometheus --config", "alertmanager --config",
                            "node-exporter --web", "process-exporter -config",
                            "-m uvicorn", "llm-gateway", "redis-server", "-m arq",
-                           "nginx: master process", "nginx: worker process")
+                           "nginx: master process", "nginx: worker process",
+                           "vllm::router")  # vllm-router sets that process title
 
 # Environment for every engine: no model hub, no usage reporting.
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1",
@@ -127,23 +128,37 @@ class ManagedServer:
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> ManagedServer:
+        self.launch()
+        return self.wait_ready()
+
+    def launch(self) -> ManagedServer:
+        """Start the process and return at once (`wait_ready` waits for it; `start` does both). A subclass that
+        must prepare something before its process starts (a config check, a fresh metrics folder) overrides this.
+
+        Call it from the thread that will outlive the server (the notebook's main thread): the parent-death
+        signal fires when the *thread* that started the process ends, so launch in the main thread and wait
+        anywhere. See `start_together`."""
         for port in self.ports:
             if not port_is_free(port):
                 raise PortInUseError(
                     f"{self.name}: port {port} is already in use by another process. "
                     "Stop that process or let the course pick a free port (port=None).")
-        began = time.perf_counter()
+        self._began = time.perf_counter()
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, env=self.env, cwd=self.cwd,
                                             preexec_fn=_die_with_parent)
         _LIVE.add(self)
+        return self
+
+    def wait_ready(self) -> ManagedServer:
+        """Wait until the launched server is healthy (stopping it and raising ServerStartError if not)."""
         try:
             self._wait_until_healthy()
         except BaseException:
             self.stop()
             raise
-        self.startup_seconds = time.perf_counter() - began
+        self.startup_seconds = time.perf_counter() - self._began
         return self
 
     # How often start() polls for readiness, and how readiness is checked. Subclasses whose
@@ -239,6 +254,25 @@ class ManagedServer:
 
     def __exit__(self, *exc_info) -> None:
         self.stop()
+
+
+def start_together(servers: Iterable[ManagedServer]) -> list[ManagedServer]:
+    """Launch every server first, then wait for each: they boot side by side, so the wait is the slowest start,
+    not the sum. Launching happens in the calling thread (see `ManagedServer.launch`). If one fails, all are stopped.
+
+        replicas = start_together([VLLMServer(...), VLLMServer(...)])
+    """
+    servers = list(servers)
+    try:
+        for server in servers:
+            server.launch()
+        for server in servers:
+            server.wait_ready()
+    except BaseException:
+        for server in servers:
+            server.stop()
+        raise
+    return servers
 
 
 def pick_port(port: int | None) -> int:

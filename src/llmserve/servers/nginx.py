@@ -124,13 +124,13 @@ class NginxServer(ManagedServer):
         scheme = scheme or ("https" if "https" in port_name else "http")
         return f"{scheme}://127.0.0.1:{self.port_numbers[port_name]}{path}"
 
-    def start(self) -> NginxServer:
+    def launch(self) -> NginxServer:
         for name, port in self.port_numbers.items():
             if not port_is_free(port):
                 raise PortInUseError(f"nginx: port {port} ({name}) is already in use by another process. "
                                      "Stop that process or let the course pick a free port.")
         test_config(self.config_file, self.workdir, self.binary)
-        return super().start()
+        return super().launch()
 
     poll_interval_s = 0.1  # nginx starts in milliseconds
 

@@ -16,13 +16,11 @@ The protobuf types come from `opentelemetry-proto`, which vLLM's OpenTelemetry e
 """
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from llmserve.servers.base import pick_port
+from llmserve.servers.receiver import PostReceiver
 
 
 @dataclass(frozen=True)
@@ -69,57 +67,35 @@ def decode_spans(body: bytes) -> list[Span]:
 
 
 @dataclass
-class OTLPTraceReceiver:
+class OTLPTraceReceiver(PostReceiver):
     """OTLP/HTTP trace endpoint (`POST /v1/traces`, protobuf); keeps every span in `spans`."""
 
     port: int | None = None
     spans: list[Span] = field(default_factory=list)
 
+    thread_name = "otlp-receiver"
+
     def __post_init__(self):
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
+        self._init_receiver()
         self.rejected = 0  # requests that were not a protobuf trace export
 
     @property
     def traces_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1/traces"
 
-    def start(self) -> OTLPTraceReceiver:
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802 (http.server's naming)
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                try:
-                    if self.path != "/v1/traces" or "json" in self.headers.get("Content-Type", ""):
-                        raise ValueError("not an OTLP/HTTP protobuf trace export")
-                    spans = decode_spans(body)
-                except Exception:  # a malformed export is refused, as a collector would
-                    with receiver._lock:
-                        receiver.rejected += 1
-                    self.send_response(400)
-                    self.end_headers()
-                    return
-                with receiver._lock:
-                    receiver.spans.extend(spans)
-                self.send_response(200)
-                self.send_header("Content-Type", "application/x-protobuf")
-                self.send_header("Content-Length", "0")  # an empty ExportTraceServiceResponse
-                self.end_headers()
-
-            def log_message(self, *args):  # quiet: the notebook prints what matters
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", pick_port(self.port)), Handler)
-        self.port = self._server.server_address[1]
-        threading.Thread(target=self._server.serve_forever, name="otlp-receiver", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
+    def handle_post(self, path, headers, body):
+        try:
+            if path != "/v1/traces" or "json" in headers.get("Content-Type", ""):
+                raise ValueError("not an OTLP/HTTP protobuf trace export")
+            spans = decode_spans(body)
+        except Exception:  # a malformed export is refused, as a collector would
+            with self._lock:
+                self.rejected += 1
+            return 400, {}
+        with self._lock:
+            self.spans.extend(spans)
+        # an empty ExportTraceServiceResponse
+        return 200, {"Content-Type": "application/x-protobuf", "Content-Length": "0"}
 
     def received(self, name: str | None = None) -> list[Span]:
         """The spans so far (optionally only those called `name`), in the order they arrived."""
@@ -135,9 +111,3 @@ class OTLPTraceReceiver:
                                    f"(is the server started with --otlp-traces-endpoint {self.traces_url}?)")
             time.sleep(0.1)  # polling interval while the exporter's batch is on its way
         return found
-
-    def __enter__(self):
-        return self.start()
-
-    def __exit__(self, *exc_info) -> None:
-        self.stop()

@@ -113,11 +113,11 @@ class GatewayServer(UvicornServer):
     def metrics_text(self) -> str:
         return requests.get(f"{self.base_url}/metrics", timeout=10).text
 
-    def start(self) -> GatewayServer:
+    def launch(self) -> GatewayServer:
         if self.metrics_dir is not None:  # fresh counters for every start
             shutil.rmtree(self.metrics_dir, ignore_errors=True)
             self.metrics_dir.mkdir(parents=True)
-        return super().start()
+        return super().launch()
 
     def stop(self, grace: float = 15.0) -> None:
         super().stop(grace)

@@ -1,0 +1,10 @@
+"""classifier_torch_eager: the Lab 2.3 classifier on PyTorch eager: the module's Python forward, loaded from weights.pt (a state dict).
+
+X fp32 [batch, 16] -> LOGITS fp32 [batch, 4], CLASS int64 [batch, 1]; the runtime and its thread count come
+from config.pbtxt. Logic: triton_course_models.backend_model.RuntimeClassifier.
+"""
+from triton_course_models.backend_model import RuntimeClassifier
+
+
+class TritonPythonModel(RuntimeClassifier):
+    pass

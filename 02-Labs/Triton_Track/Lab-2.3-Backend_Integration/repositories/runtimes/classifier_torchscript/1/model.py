@@ -1,0 +1,10 @@
+"""classifier_torchscript: the Lab 2.3 classifier on TorchScript: the traced module model.pt, run by torch.jit's interpreter (what the libtorch backend runs in C++).
+
+X fp32 [batch, 16] -> LOGITS fp32 [batch, 4], CLASS int64 [batch, 1]; the runtime and its thread count come
+from config.pbtxt. Logic: triton_course_models.backend_model.RuntimeClassifier.
+"""
+from triton_course_models.backend_model import RuntimeClassifier
+
+
+class TritonPythonModel(RuntimeClassifier):
+    pass
