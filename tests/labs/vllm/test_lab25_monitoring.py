@@ -29,6 +29,7 @@ from llmserve.servers import (
     PrometheusServer,
     VLLMServer,
     free_port,
+    start_together,
 )
 
 LAB = REPO_ROOT / "02-Labs" / "vLLM_Track" / "Lab-2.5-Performance_Monitoring"
@@ -136,11 +137,13 @@ def test_dashboard_has_no_problems_and_reads_recorded_series():
 def stack():
     with (OTLPTraceReceiver() as traces, NodeExporter() as node,
           ProcessExporter(MONITORING / "process-exporter.yml") as processes,
-          VLLMServer(served_model_name="course-model",
-                     extra_args=["--max-num-seqs", "4", "--otlp-traces-endpoint", traces.traces_url],
-                     env={"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf",
-                          "OTEL_BSP_SCHEDULE_DELAY": "500"}) as vllm,
-          GatewayServer({"backend": "upstream", "upstream_url": vllm.base_url}) as gateway):
+          contextlib.ExitStack() as servers):
+        vllm = VLLMServer(served_model_name="course-model",
+                          extra_args=["--max-num-seqs", "4", "--otlp-traces-endpoint", traces.traces_url],
+                          env={"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/protobuf", "OTEL_BSP_SCHEDULE_DELAY": "500"})
+        gateway = GatewayServer({"backend": "upstream", "upstream_url": vllm.base_url})
+        for server in start_together([vllm, gateway]):
+            servers.callback(server.stop)
         port = free_port()
         with PrometheusServer(config_text(vllm_target=f"127.0.0.1:{vllm.port}",
                                           gateway_target=f"127.0.0.1:{gateway.port}", node_target=node.target,
