@@ -1,6 +1,7 @@
 # Chapter 2 - Efficient Inference & Serving
 #   make lab    set up if needed, then start JupyterLab at the course root
 #   make test   set up if needed, then run the whole suite (unit tests, theory code, every notebook)
+#   make book   the course as an offline HTML site, notebooks as the last test run executed them
 SHELL := /bin/bash
 PY := .venv/bin/python
 RESULTS := test-results
@@ -10,10 +11,10 @@ NOTEBOOKS ?= 02-Labs
 LAB_PORT ?= 8888
 export COURSE_PROFILE ?=
 
-.PHONY: help setup setup-system lab test unit integration docs notebooks nbclean check status bench clean clean-cache
+.PHONY: help setup setup-system lab test unit integration docs notebooks nbclean check status book bench clean clean-cache
 
 help:
-	@echo "make lab | test | unit | integration | setup | setup-system | check | status | bench | nbclean | clean"
+	@echo "make lab | test | unit | integration | setup | setup-system | check | status | book | bench | nbclean | clean"
 
 setup:
 	@bash 00-Course_Setup/setup.sh
@@ -32,12 +33,13 @@ lab: setup
 
 # The whole suite. Notebooks run in the `ci` profile unless COURSE_PROFILE says otherwise.
 test: setup
-	@mkdir -p $(RESULTS); rm -f $(RESULTS)/*.xml; status=0; \
+	@mkdir -p $(RESULTS); rm -rf $(RESULTS)/*.xml $(RESULTS)/executed; status=0; \
 	$(MAKE) --no-print-directory unit || status=1; \
 	$(MAKE) --no-print-directory integration || status=1; \
 	$(MAKE) --no-print-directory docs || status=1; \
 	$(MAKE) --no-print-directory notebooks || status=1; \
 	$(MAKE) --no-print-directory status; \
+	$(MAKE) --no-print-directory book || status=1; \
 	exit $$status
 
 # Tests that start no server and load no model (under a minute): run them on every change.
@@ -54,7 +56,7 @@ docs:
 # Only notebooks: python_files matches nothing, so test files a lab ships for its own pipeline (Triton Lab 2.5's
 # deploy/ci/tests, run by that pipeline and by tests/labs) are not collected here.
 notebooks:
-	COURSE_PROFILE=$${COURSE_PROFILE:-ci} $(PY) -m pytest --nbmake --nbmake-timeout=$(NOTEBOOK_TIMEOUT) \
+	COURSE_PROFILE=$${COURSE_PROFILE:-ci} COURSE_EXECUTED_DIR="$(CURDIR)/$(RESULTS)/executed" $(PY) -m pytest --nbmake --nbmake-timeout=$(NOTEBOOK_TIMEOUT) \
 	  --nbmake-kernel=python3 -o python_files=__notebooks_only__ -v $(NOTEBOOKS) \
 	  --junitxml=$(RESULTS)/notebooks.xml -p no:cacheprovider
 
@@ -67,6 +69,11 @@ check:
 
 status:
 	@$(PY) -m llmserve.course.status $(RESULTS) CHAPTER_02_STATUS.md
+
+# The course as a static site that works offline (test-results/book/index.html): README, theory, lab
+# READMEs, status, and every notebook with the outputs `make notebooks` kept in test-results/executed.
+book:
+	$(PY) -m llmserve.course.book --executed $(RESULTS)/executed --out $(RESULTS)/book
 
 bench: setup
 	$(PY) -m llmserve.bench

@@ -3,6 +3,7 @@
 After every notebook (nbmake item) no course server it started may be left running: a
 notebook that leaks one fails, and the leaked processes are killed so the next notebook
 starts clean. Servers already running before the notebook started are not its doing.
+With COURSE_EXECUTED_DIR set, each executed notebook is kept there for `make book`.
 """
 from __future__ import annotations
 
@@ -22,6 +23,17 @@ _MARKER = f"LLMSERVE_TEST_RUN={os.environ['LLMSERVE_TEST_RUN']}"
 def _server_processes() -> set[str]:
     from llmserve.servers import find_server_processes
     return set(find_server_processes(_MARKER))
+
+
+def pytest_configure(config):
+    # `make notebooks` sets COURSE_EXECUTED_DIR: every executed notebook is kept there, with its
+    # outputs, for `make book` (llmserve.course.book), so the book runs nothing twice.
+    executed_dir = os.environ.get("COURSE_EXECUTED_DIR")
+    if executed_dir and config.pluginmanager.hasplugin("nbmake"):
+        from pathlib import Path
+
+        from llmserve.course.book import keep_executed_notebooks
+        keep_executed_notebooks(Path(executed_dir), Path(str(config.rootpath)))
 
 
 def _is_notebook(item) -> bool:
