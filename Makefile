@@ -53,10 +53,12 @@ integration:
 docs:
 	$(PY) -m pytest --markdown-docs -q 01-Theory --junitxml=$(RESULTS)/theory.xml -p no:cacheprovider
 
-# Only notebooks: python_files matches nothing, so test files a lab ships for its own pipeline (Triton Lab 2.5's
+# Only notebooks, with the reference answers (COURSE_SOLUTIONS=1, llmserve.course.exercises): every exercise
+# check runs its correct path and must reject a wrong answer. COURSE_SOLUTIONS=0 runs them as a student sees them.
+# python_files matches nothing, so test files a lab ships for its own pipeline (Triton Lab 2.5's
 # deploy/ci/tests, run by that pipeline and by tests/labs) are not collected here.
 notebooks:
-	COURSE_PROFILE=$${COURSE_PROFILE:-ci} COURSE_EXECUTED_DIR="$(CURDIR)/$(RESULTS)/executed" $(PY) -m pytest --nbmake --nbmake-timeout=$(NOTEBOOK_TIMEOUT) \
+	COURSE_PROFILE=$${COURSE_PROFILE:-ci} COURSE_SOLUTIONS=$${COURSE_SOLUTIONS:-1} COURSE_EXECUTED_DIR="$(CURDIR)/$(RESULTS)/executed" $(PY) -m pytest --nbmake --nbmake-timeout=$(NOTEBOOK_TIMEOUT) \
 	  --nbmake-kernel=python3 -o python_files=__notebooks_only__ -v $(NOTEBOOKS) \
 	  --junitxml=$(RESULTS)/notebooks.xml -p no:cacheprovider
 
