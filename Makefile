@@ -81,7 +81,7 @@ bench: setup
 	$(PY) -m llmserve.bench
 
 clean:
-	rm -rf .venv .venv-triton $(RESULTS) .pytest_cache build src/*.egg-info
+	rm -rf .venv .venv-triton .venv-kserve $(RESULTS) .pytest_cache build src/*.egg-info
 	find . -name __pycache__ -type d -prune -exec rm -rf {} +
 	find . -name .ipynb_checkpoints -type d -prune -exec rm -rf {} +
 

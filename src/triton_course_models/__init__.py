@@ -17,7 +17,8 @@ Modules: `common` (inputs, one response per request, HTTP 400 for a client mista
 `classifier` and `sentiment`), `embedder`, `tokenizer`, `pipeline` (the steps and BLS pipelines of Triton Lab
 2.4 · 01), `batching` (the batched MLP and the running sum of 2.4 · 02), `compiled` (the torch.compile MLP of 2.4 · 03), and for Triton Lab 2.3 `classifier` (the model, plain torch),
 `runtimes` (its four runtimes: torch eager, TorchScript, onnxruntime, openvino, each imported only by its
-loader) and `backend_model` (the Python-backend model that runs one of them). Unit-tested without a server through a fake pb_utils
+loader) and `backend_model` (the Python-backend model that runs one of them), and for Triton Lab 2.3 · 03 `chat` (the course LLM as a
+chat model behind the unified façade). Unit-tested without a server through a fake pb_utils
 (tests/unit/triton_models/).
 
 Triton Lab 2.1's models do not use this package: there the `TritonPythonModel` interface is the lesson.

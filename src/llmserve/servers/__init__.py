@@ -17,6 +17,7 @@ from llmserve.servers.base import (
     start_together,
     stop_all,
 )
+from llmserve.servers.batch import BatchFileStore, BatchJob, BatchResult, VLLMBatchJob, batch_input_lines
 from llmserve.servers.exporters import NodeExporter, ProcessExporter
 from llmserve.servers.nginx import NginxConfigError, NginxServer, nginx_binary
 from llmserve.servers.offline import KVCacheReport, kv_cache_report, offline_engine, shutdown_engine
@@ -26,7 +27,7 @@ from llmserve.servers.redis import ArqWorker, RedisServer, redis_binary
 from llmserve.servers.router import RouterMetrics, VLLMRouterServer, router_binary
 from llmserve.servers.triton import TritonServer
 from llmserve.servers.uvicorn import GATEWAY_DIR, GatewayServer, UvicornServer
-from llmserve.servers.vllm import VLLMServer
+from llmserve.servers.vllm import VLLMServer, logged_engine_dtype
 
 __all__ = ["OFFLINE_ENV", "KVCacheReport", "ManagedServer", "PortInUseError", "PrometheusServer",
            "ServerStartError", "TritonServer", "VLLMServer", "find_server_processes", "free_port",
@@ -39,3 +40,8 @@ __all__ += ["NginxConfigError", "NginxServer", "nginx_binary"]
 __all__ += ["GATEWAY_DIR", "ArqWorker", "GatewayServer", "RedisServer", "UvicornServer", "redis_binary"]
 
 __all__ += ["RouterMetrics", "VLLMRouterServer", "router_binary", "start_together"]
+
+from llmserve.servers.facade import FacadeServer, MLServerServer, mlserver_binary, mlserver_status  # noqa: E402
+
+__all__ += ["FacadeServer", "MLServerServer", "mlserver_binary", "mlserver_status"]
+__all__ += ["BatchFileStore", "BatchJob", "BatchResult", "VLLMBatchJob", "batch_input_lines", "logged_engine_dtype"]

@@ -35,7 +35,8 @@ SERVER_PROCESS_PATTERNS = ("tritonserver", "triton_python_backend_stub", "vllm.e
                            "node-exporter --web", "process-exporter -config",
                            "-m uvicorn", "llm-gateway", "redis-server", "-m arq",
                            "nginx: master process", "nginx: worker process",
-                           "vllm::router")  # vllm-router sets that process title
+                           "vllm::router",  # vllm-router sets that process title
+                           "mlserver start")
 
 # Environment for every engine: no model hub, no usage reporting.
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "VLLM_NO_USAGE_STATS": "1",

@@ -27,6 +27,9 @@ def triton_runtime_env() -> dict[str, str]:
     through the first `python3` on PATH, so `.venv-triton`'s bin goes first. Course models find the
     course LLM folder through COURSE_MODEL_DIR (no paths in config.pbtxt). A container image sets up
     the same things in its own layout (/opt/tritonserver).
+    COURSE_VLLM_SITE_PACKAGES is the site-packages of the environment running this code (`.venv`, where vLLM
+    is installed): Triton Lab 2.3 · 04's vLLM model appends it to the stub's sys.path, after `.venv-triton`'s
+    (triton_course_models.vllm_stream says why); no other model reads it.
     """
     cfg = config()
     ready, message = triton_status(cfg)
@@ -38,7 +41,8 @@ def triton_runtime_env() -> dict[str, str]:
                                "run `make setup`.")
     return {"PATH": f"{python_env / 'bin'}:{os.environ.get('PATH', '')}",
             "LD_LIBRARY_PATH": f"{sysconfig.get_config_var('LIBDIR')}:{os.environ.get('LD_LIBRARY_PATH', '')}",
-            "COURSE_MODEL_DIR": str(cfg.model_dir)}
+            "COURSE_MODEL_DIR": str(cfg.model_dir),
+            "COURSE_VLLM_SITE_PACKAGES": sysconfig.get_paths()["purelib"]}
 
 
 class TritonServer(ManagedServer):

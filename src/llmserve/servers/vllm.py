@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -14,6 +15,15 @@ import requests
 from llmserve.course.assets import AssetError, model_path
 from llmserve.course.config import config
 from llmserve.servers.base import ManagedServer, pick_port
+
+_ENGINE_DTYPE = re.compile(r"Initializing a V1 LLM engine .*?\bdtype=torch\.(\w+)")
+
+
+def logged_engine_dtype(log_text: str) -> str | None:
+    """The dtype the engine chose, from the config line vLLM logs when it starts its engine ("float32",
+    "bfloat16", ...); None when the log has no such line (yet). With `--dtype auto` that is vLLM's own choice."""
+    found = _ENGINE_DTYPE.search(log_text)
+    return found.group(1) if found else None
 
 
 class VLLMServer(ManagedServer):
@@ -74,3 +84,8 @@ class VLLMServer(ManagedServer):
 
     def metrics_text(self) -> str:
         return requests.get(f"{self.base_url}/metrics", timeout=10).text
+
+    @property
+    def engine_dtype(self) -> str | None:
+        """The dtype the running engine uses, read from its start-up log (see `logged_engine_dtype`)."""
+        return logged_engine_dtype(self.log_path.read_text(errors="replace"))

@@ -88,6 +88,19 @@ def test_the_switch_fails_a_reference_the_check_rejects_or_a_missing_one():
                    wrong={"answer_sum": 6}).run()
 
 
+def test_a_check_this_run_cannot_decide_is_reported_not_graded(capsys):
+    exercises = ex.Exercises("fake", {}, enabled=True,
+                             solutions=_module({"answer": 1}, {"answer": 2}))
+
+    @exercises.check("answer")
+    def undecidable(value):
+        raise ex.CheckUnavailable("no request met the SLO")
+
+    exercises.run()
+    assert exercises.outcomes == {1: "unavailable"}
+    assert "answer: cannot be checked on this run: no request met the SLO" in capsys.readouterr().out
+
+
 def test_the_switch_is_read_from_the_environment(monkeypatch):
     monkeypatch.setenv(ex.SOLUTIONS_ENV, "1")
     assert ex.solutions_enabled() and ex.Exercises("x", {}).enabled

@@ -9,7 +9,8 @@ from llmserve.course.config import REPO_ROOT
 PACKAGE = REPO_ROOT / "src" / "triton_course_models"
 TRITON_TRACK = REPO_ROOT / "02-Labs" / "Triton_Track"
 ALLOWED = {"numpy", "torch", "transformers", "triton_python_backend_utils", "triton_course_models", "__future__",
-           "onnxruntime", "openvino"}  # Triton Lab 2.3: requirements-triton-env.txt installs both runtimes
+           "onnxruntime", "openvino",  # Triton Lab 2.3: requirements-triton-env.txt installs both runtimes
+           "vllm"}  # Triton Lab 2.3 · 04 only: vllm_stream appends .venv's site-packages first (see its docstring)
 
 
 def top_level_imports(path: Path) -> set[str]:

@@ -39,12 +39,13 @@ from gateway.schemas import (
     Usage,
     request_models,
 )
+from gateway.security import AccessLog, KeyRing, Security, make_windows, secure_openapi
 from gateway.settings import Settings
 from gateway.text import chat_token_ids, load_tokenizer, text_token_ids
 
 VERSION = "1.0.0"
 GUARDED_PREFIXES = ("/v1/chat/completions", "/demo/work", "/demo/stream")
-ERROR_RESPONSES = {code: {"model": ErrorBody} for code in (400, 404, 413, 422, 503)}
+ERROR_RESPONSES = {code: {"model": ErrorBody} for code in (400, 404, 413, 422, 503)}  # + 401/429 with API keys
 SSE_RESPONSE = {200: {"description": "a chat.completion, or with `stream: true` a Server-Sent-Events stream of "
                                      "chat.completion.chunk objects ending with `data: [DONE]`",
                       "content": {"text/event-stream": {"schema": {  # one Server-Sent Event
@@ -65,6 +66,7 @@ class GatewayState:
     job_pool: object = None
     process_pool: object = None
     admission: Admission | None = None
+    rate_windows: object = None  # the rate limiter's counters (Redis or this process), with API keys only
     lag_samples: deque = field(default_factory=lambda: deque(maxlen=20_000))
     work_chunks_started: int = 0
     work_chunks_done: int = 0
@@ -96,6 +98,9 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
     models = request_models(settings)
     state = GatewayState(settings=settings, metrics=metrics, model_path=settings.resolved_model_path())
     state.backend = backend or make_backend(settings, state.model_path)
+    keyring = KeyRing.from_settings(settings) if settings.security_enabled else None
+    if keyring is not None:
+        state.rate_windows = make_windows(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -140,6 +145,8 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
                 await state.job_pool.aclose()
             if state.process_pool is not None:
                 state.process_pool.shutdown(cancel_futures=True)
+            if state.rate_windows is not None:
+                await state.rate_windows.aclose()
 
     app = FastAPI(title="LLM gateway (course Lab 2.3)", version=VERSION, lifespan=lifespan,
                   description="Validation, limits, admission control, streaming and metrics in front of an "
@@ -163,6 +170,8 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
             checks["redis"] = await _redis_ok(state.job_pool)
         if settings.demo_routes:
             checks["process_pool"] = state.process_pool is not None
+        if settings.rate_limit_redis_url and state.rate_windows is not None:
+            checks["rate_limit_store"] = await state.rate_windows.ping()
         body = Readiness(ready=all(checks.values()), checks=checks, pid=os.getpid(), detail=state.backend_error)
         return JSONResponse(body.model_dump(), status_code=200 if body.ready else 503)
 
@@ -194,6 +203,7 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
             stream = state.backend.generate(generation)
             request_id = generation.request_id
             metrics.prompt_tokens.inc(len(generation.prompt_token_ids))
+            request.scope.setdefault("gateway.usage", {})["prompt_tokens"] = len(generation.prompt_token_ids)
             if body.stream:
                 include_usage = bool(body.stream_options and body.stream_options.include_usage)
                 first = await _first(stream)  # errors (queue full, bad params) still get a real status code
@@ -215,11 +225,19 @@ def create_app(settings: Settings | None = None, *, backend: Backend | None = No
             text = metrics.render(include_global=multiprocess_dir() is None)
             return Response(text, media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    # Outermost last: Observe -> Admission -> BodyLimit -> routes.
+    # Outermost last: Observe -> AccessLog -> Security -> Admission -> BodyLimit -> routes. Security comes before
+    # admission, so a request without a valid key never takes a slot; the access log sees every refusal.
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     admission_kwargs = dict(limit=settings.max_in_flight, retry_after_s=settings.retry_after_s, metrics=metrics,
                             guarded_prefixes=GUARDED_PREFIXES)
     app.add_middleware(_AdmissionHandle, state=state, **admission_kwargs)
+    if keyring is not None:
+        app.add_middleware(Security, keyring=keyring, windows=state.rate_windows, metrics=metrics,
+                           default_limit=settings.rate_limit_requests, window_s=settings.rate_limit_window_s,
+                           failure_limit=settings.auth_failure_limit)
+        secure_openapi(app)
+    if settings.access_log:
+        app.add_middleware(AccessLog, router_app=app)
     app.add_middleware(Observe, metrics=metrics, router_app=app)
     return app
 
@@ -360,6 +378,7 @@ async def _complete(state: GatewayState, request: Request, request_id: str, stre
             task.cancel()
     text, tokens, finish = task.result()
     metrics.e2e.observe(time.perf_counter() - began)
+    request.scope.setdefault("gateway.usage", {})["completion_tokens"] = tokens
     return ChatCompletion(id=request_id, created=int(time.time()), model=state.settings.model_name,
                           choices=[Choice(message=ChatMessage(content=text), finish_reason=finish or "stop")],
                           usage=Usage(prompt_tokens=prompt_tokens, completion_tokens=tokens,

@@ -175,7 +175,10 @@ class UpstreamBackend(Backend):
     async def start(self) -> None:
         import httpx
         limits = httpx.Limits(max_connections=512, max_keepalive_connections=64)
-        self.client = httpx.AsyncClient(base_url=self.base, timeout=self.settings.upstream_timeout_s, limits=limits)
+        key = self.settings.upstream_api_key.get_secret_value()
+        headers = {"Authorization": f"Bearer {key}"} if key else {}  # vLLM's --api-key / VLLM_API_KEY
+        self.client = httpx.AsyncClient(base_url=self.base, timeout=self.settings.upstream_timeout_s, limits=limits,
+                                        headers=headers)
         await self._discover()
 
     async def _discover(self) -> bool:
@@ -249,6 +252,9 @@ def _upstream_error(status: int, raw: bytes) -> GatewayError:
         message = json.loads(raw)["error"]["message"]
     except Exception:
         message = raw.decode(errors="replace")[:300]
+    if status in (401, 403):  # the gateway's own credential, not the client's: a gateway fault
+        return GatewayError(502, f"the upstream refused the gateway's API key ({status}); check "
+                            "GATEWAY_UPSTREAM_API_KEY", code="upstream_auth_failed")
     if 400 <= status < 500:
         return GatewayError(status, f"the upstream refused the request: {message}", code="upstream_rejected")
     return GatewayError(502 if status != 503 else 503, f"the upstream answered {status}: {message}",

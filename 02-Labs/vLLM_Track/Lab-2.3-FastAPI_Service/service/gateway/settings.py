@@ -12,7 +12,7 @@ import os
 from collections.abc import Mapping
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
 
 ENV_PREFIX = "GATEWAY_"
 
@@ -31,6 +31,7 @@ class Settings(BaseModel):
     backend: Literal["none", "engine", "upstream"] = "none"
     upstream_url: str = ""  # backend=upstream: an OpenAI-compatible server, e.g. http://127.0.0.1:8000
     upstream_timeout_s: float = Field(300.0, gt=0)
+    upstream_api_key: SecretStr = SecretStr("")  # sent as `Authorization: Bearer` to the upstream (vLLM's VLLM_API_KEY)
 
     # Limits a client can hit, each answered with a 4xx that names the limit.
     max_body_bytes: int = Field(64 * 1024, ge=256)
@@ -64,11 +65,26 @@ class Settings(BaseModel):
     redis_url: str = ""  # enables /jobs (arq on Redis); the job worker reads it too
     job_timeout_s: int = Field(5, ge=1)  # read by the job worker: a job's time limit (its lease is this + 10 s)
 
+    # vLLM Lab 2.4 · 03 (gateway/security.py): API keys, rate limits, access log. All off by default.
+    # `api_key_hashes`: "name:sha256hex[:limit],..." (the sha256 of each key, never the key; a name's own limit of
+    # requests per window beats `rate_limit_requests`); `api_keys_file`: the same entries, one per line.
+    api_key_hashes: str = ""
+    api_keys_file: str = ""
+    rate_limit_requests: int = Field(0, ge=0)  # per key per window; 0 = no limit
+    rate_limit_window_s: int = Field(60, ge=1)
+    auth_failure_limit: int = Field(0, ge=0)  # failed authentications per client address per window; 0 = no limit
+    rate_limit_redis_url: str = ""  # counters shared by every gateway process; empty = each process counts alone
+    access_log: bool = False  # one JSON line per request on stdout (never a key, never a prompt)
+
     # Observability. `process_title` renames the serving process (ps shows it; the course's leak check
     # looks for "llm-gateway"); empty leaves the title alone (tests run the app inside pytest).
     metrics: bool = True
     process_title: str = ""
     loop_lag_interval_s: float = Field(0.02, gt=0)
+
+    @property
+    def security_enabled(self) -> bool:
+        return bool(self.api_key_hashes or self.api_keys_file)
 
     def resolved_model_path(self) -> str:
         if self.model_path:
@@ -98,5 +114,7 @@ class Settings(BaseModel):
         """The GATEWAY_* variables that reproduce these settings in another process."""
         out = {}
         for name, value in self.model_dump().items():
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
             out[ENV_PREFIX + name.upper()] = ("1" if value else "0") if isinstance(value, bool) else str(value)
         return out
