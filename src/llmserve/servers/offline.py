@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,6 +131,9 @@ def offline_engine(model: str | Path | None = None, *, kv_cache_gib: float = 1.0
     if in_process:
         values["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         llm_kwargs.setdefault("distributed_executor_backend", "uni")
+    # vLLM 0.32 touches torch.distributed.reduce_op at start, which warns (FutureWarning) in the notebook's cell:
+    # not the student's concern, so vLLM's own FutureWarnings are not shown.
+    warnings.filterwarnings("ignore", category=FutureWarning, module=r"vllm(\.|$)")
     with _environment(values):
         from vllm import LLM
         existing_children = _child_pids()
