@@ -9,6 +9,8 @@
   `model`) takes seconds, not milliseconds: it is marked `model` and runs with the integration
   tests, so `make unit` stays under a minute.
 """
+import subprocess
+
 import pytest
 
 from llmserve.servers import ManagedServer
@@ -41,3 +43,17 @@ def _servers_only_in_server_tests(request, monkeypatch):
         return original(self)
 
     monkeypatch.setattr(ManagedServer, "start", guarded_start)
+
+
+@pytest.fixture(scope="session")
+def test_pki(tmp_path_factory):
+    """A certificate authority and a server certificate for 127.0.0.1 (EC P-256, one day), made with openssl."""
+    folder = tmp_path_factory.mktemp("pki")
+    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    (folder / "server.ext").write_text("subjectAltName=IP:127.0.0.1\n")
+    for args in (["req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.crt", "-days", "1", "-subj", "/CN=ca"],
+                 ["req", *key, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=server"],
+                 ["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
+                  "-out", "server.crt", "-days", "1", "-extfile", "server.ext"]):
+        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
+    return folder

@@ -109,6 +109,11 @@ def _process_seconds(pid: int, include_children: bool) -> float:
     return total
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and all its living children (0 for a process that is gone)."""
+    return _process_seconds(pid, include_children=True)
+
+
 class cpu_seconds:  # noqa: N801 (used as a context manager, like contextlib's)
     """CPU seconds (user + system) each named process spent inside the `with` block, and the whole machine's.
 

@@ -19,7 +19,6 @@ asks for its input (its start), when the input is released, and when its output 
 """
 from __future__ import annotations
 
-import contextlib
 import http.server
 import json
 import sys
@@ -29,10 +28,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
-
 from llmserve.course.assets import AssetError, model_path
 from llmserve.course.config import config
+from llmserve.measure.cpu import tree_cpu_seconds
 from llmserve.servers.base import ManagedServer, ServerStartError
 
 INPUT_PATH, OUTPUT_PATH = "/input.jsonl", "/output.jsonl"
@@ -54,21 +52,6 @@ def batch_input_lines(bodies: Sequence[dict], *, url: str = "/v1/chat/completion
                              "batch runner before it runs any request, so it is refused here")
         lines.append(json.dumps({"custom_id": f"{prefix}-{index}", "method": "POST", "url": url, "body": body}))
     return "\n".join(lines) + "\n"
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and all its living children (0 for a process that is gone)."""
-    try:
-        process = psutil.Process(pid)
-        members = [process, *process.children(recursive=True)]
-    except psutil.Error:
-        return 0.0
-    total = 0.0
-    for member in members:
-        with contextlib.suppress(psutil.Error):
-            times = member.cpu_times()
-            total += times.user + times.system
-    return total
 
 
 class _StoreHandler(http.server.BaseHTTPRequestHandler):

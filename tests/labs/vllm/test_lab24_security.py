@@ -4,7 +4,6 @@ instances, and the TLS nginx template renders and passes `nginx -t` with a certi
 import asyncio
 import io
 import json
-import subprocess
 
 import pytest
 from fastapi.testclient import TestClient
@@ -192,17 +191,9 @@ async def _peek(url: str, key: str):
         await windows.aclose()
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("pki")
-    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    (folder / "server.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    for args in (["req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.crt", "-days", "1", "-subj", "/CN=ca"],
-                 ["req", *key, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=server"],
-                 ["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-                  "-out", "server.crt", "-days", "1", "-extfile", "server.ext"]):
-        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
-    return folder
+@pytest.fixture
+def certificate(test_pki):
+    return test_pki
 
 
 def _values(pki, tmp_path, **overrides):

@@ -1,7 +1,6 @@
 """llmserve.measure.tls against an in-thread HTTP server, plain and with TLS (a certificate made with openssl)."""
 import http.server
 import ssl
-import subprocess
 import threading
 
 import pytest
@@ -24,17 +23,9 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-@pytest.fixture(scope="module")
-def pki(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("pki")
-    key = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    (folder / "server.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    for args in (["req", "-x509", *key, "-keyout", "ca.key", "-out", "ca.crt", "-days", "1", "-subj", "/CN=ca"],
-                 ["req", *key, "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=server"],
-                 ["x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial",
-                  "-out", "server.crt", "-days", "1", "-extfile", "server.ext"]):
-        subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
-    return folder
+@pytest.fixture
+def pki(test_pki):
+    return test_pki
 
 
 @pytest.fixture(params=["http", "https"])

@@ -1,12 +1,10 @@
-"""The batch job machinery on stand-ins (no vLLM): the HTTP store holds the input until released and keeps the
-output, refuses wrong paths with a 4xx that says what it serves, the job's start and batch are timed and their CPU
-counted, a job that dies is reported with its log, and nothing is left running. Also the input-file builder and
-the dtype read from vLLM's start-up log."""
+"""The batch job machinery without processes: the HTTP store holds the input until released and keeps the
+output, and refuses wrong paths with a 4xx that says what it serves; the input-file builder; the dtype read from
+vLLM's start-up log. The job itself, on stand-in processes, is in tests/servers/test_batch_job.py."""
 import json
 import threading
 import time
 
-import psutil
 import pytest
 import requests
 
@@ -16,29 +14,7 @@ from llmserve.servers import (
     logged_engine_dtype,
 )
 
-FAKE_JOB = r"""
-import json, sys, time, urllib.request
-inp, out, burn = sys.argv[1], sys.argv[2], float(sys.argv[3])
-time.sleep(0.2)                                   # "engine start"
-lines = urllib.request.urlopen(inp, timeout=30).read().decode().splitlines()
-end = time.process_time() + burn
-while time.process_time() < end:                  # the batch: real CPU work
-    pass
-records = [{"custom_id": json.loads(l)["custom_id"], "error": None, "response": {"status_code": 200, "body": {
-    "choices": [{"message": {"content": "ok"}}], "usage": {"prompt_tokens": 3, "completion_tokens": 5}}}}
-    for l in lines]
-data = "\n".join(json.dumps(r) for r in records).encode()
-urllib.request.urlopen(urllib.request.Request(out, data=data, method="PUT"), timeout=30).read()
-"""
-
 BODIES = [{"model": "m", "messages": [{"role": "user", "content": f"q{i}"}], "max_tokens": 5} for i in range(3)]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
 
 
 def test_input_lines_are_openai_batch_requests():
